@@ -1,0 +1,2 @@
+/** tessera-server (work in progress). */
+export {};

@@ -1,0 +1,2 @@
+/** Test helpers for Tessera packages. */
+export {};

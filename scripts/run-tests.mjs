@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs every compiled *.test.js file with node's test runner (Node 20's --test takes no globs).
+// Usage: node scripts/run-tests.mjs [filter]   (filter: substring of the file path)
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const roots = ['packages', 'test'];
+const files = [];
+function walk(dir, inDist) {
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name === 'node_modules') continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, inDist || name === 'dist');
+    else if (inDist && name.endsWith('.test.js')) files.push(p);
+  }
+}
+for (const r of roots) walk(r, false);
+const filter = process.argv[2];
+const selected = files.filter((f) => !filter || f.includes(filter)).sort();
+if (selected.length === 0) {
+  console.error('run-tests: no test files found (did the build run?)');
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...selected], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
