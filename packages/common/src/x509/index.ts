@@ -23,6 +23,7 @@ export {
   type KeyUsageName,
   LEAF_KEY_USAGE,
 } from './certificate.js';
+export { buildCsr, type CsrOptions, type ParsedCsr, parseCsr } from './csr.js';
 export { type DerElement, DerError, DerReader, decodeBitString, decodeOid, readOne } from './der-reader.js';
 export {
   bitString,
