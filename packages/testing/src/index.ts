@@ -1,5 +1,15 @@
 /** Test helpers for Tessera packages. */
 export {
+  type FakeJwtSvid,
+  type FakeJwtSvidHandler,
+  type FakeRpc,
+  type FakeStatus,
+  type FakeValidateHandler,
+  FakeWorkloadApi,
+  type FakeWorkloadApiOptions,
+  type FakeX509Svid,
+} from './fake-workload-api.js';
+export {
   type IssuedChain,
   type IssuedX509Svid,
   type LeafOptions,

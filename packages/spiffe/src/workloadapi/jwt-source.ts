@@ -1,0 +1,197 @@
+/**
+ * JwtSource: JWT-SVIDs minted live through the Workload API, and a self-updating set of JWT bundles.
+ *
+ * @module
+ */
+import type { BundleSet, JwtBundle, JwtBundleSource } from '../bundle/index.js';
+import { WorkloadApiError } from '../errors.js';
+import type { TrustDomain } from '../spiffeid/index.js';
+import type { JwtSvid, JwtSvidParams, JwtSvidSource } from '../svid/index.js';
+import type { WorkloadApiClient } from './client.js';
+import { startWatch } from './watch-source.js';
+import { type SourceClientOptions, sourceClient } from './x509-source.js';
+
+/** Options of {@link JwtSource.create}. */
+export interface JwtSourceOptions extends SourceClientOptions {
+  /** Chooses the JWT-SVID among those returned for a request; default: the first one. */
+  readonly picker?: (svids: readonly JwtSvid[]) => JwtSvid;
+}
+
+/**
+ * A source of JWT-SVIDs and JWT bundles from the Workload API. Bundles are kept current by a
+ * `FetchJWTBundles` watch; every {@link fetchJwtSvid} is a live `FetchJWTSVID` call (tokens are not
+ * cached). Implements {@link JwtSvidSource} and {@link JwtBundleSource}.
+ *
+ * @example
+ * ```ts
+ * await using source = await JwtSource.create();
+ * const svid = await source.fetchJwtSvid({ audience: 'spiffe://example.org/api' });
+ * ```
+ */
+export class JwtSource implements JwtSvidSource, JwtBundleSource {
+  readonly #client: WorkloadApiClient;
+  readonly #owned: boolean;
+  readonly #picker: JwtSourceOptions['picker'];
+  readonly #stop = new AbortController();
+  readonly #listeners = new Set<() => void>();
+  #bundles: BundleSet | undefined;
+  #closed = false;
+
+  private constructor(client: WorkloadApiClient, owned: boolean, picker: JwtSourceOptions['picker']) {
+    this.#client = client;
+    this.#owned = owned;
+    this.#picker = picker;
+  }
+
+  /**
+   * Creates a source and waits for the first set of JWT bundles; retryable failures keep it waiting.
+   *
+   * @throws {WorkloadApiError} ERR_WORKLOADAPI_ADDRESS_INVALID for a bad address;
+   *   ERR_WORKLOADAPI_INVALID_ARGUMENT / _UNIMPLEMENTED when the watch stops on a terminal status.
+   * @throws the signal's reason when `signal` aborts first.
+   * @example
+   * ```ts
+   * const source = await JwtSource.create({ address: 'unix:///run/spire/agent.sock' });
+   * ```
+   */
+  static async create(options: JwtSourceOptions = {}): Promise<JwtSource> {
+    const { client, owned } = sourceClient(options);
+    const source = new JwtSource(client, owned, options.picker);
+    try {
+      await startWatch({
+        stop: source.#stop.signal,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        runs: [
+          (stop, ready) =>
+            client.watchJwtBundles(
+              {
+                onJwtBundlesUpdate: (set) => {
+                  source.#bundles = set;
+                  if (ready()) source.#notify();
+                },
+              },
+              { signal: stop },
+            ),
+        ],
+      });
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    return source;
+  }
+
+  #notify(): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l();
+      } catch {
+        // A failing listener must not stop the others nor the watch.
+      }
+    }
+  }
+
+  #closedError(): WorkloadApiError {
+    return new WorkloadApiError('ERR_SOURCE_CLOSED', 'jwtsource: source is closed');
+  }
+
+  #current(): BundleSet {
+    if (this.#closed || this.#bundles === undefined) throw this.#closedError();
+    return this.#bundles;
+  }
+
+  /**
+   * Fetches a JWT-SVID from the Workload API (a live call; the picker chooses when set).
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}; otherwise as
+   *   {@link WorkloadApiClient.fetchJwtSvid}.
+   * @example
+   * ```ts
+   * const token = (await source.fetchJwtSvid({ audience: 'db' })).marshal();
+   * ```
+   */
+  async fetchJwtSvid(params: JwtSvidParams): Promise<JwtSvid> {
+    if (this.#closed) throw this.#closedError();
+    if (this.#picker === undefined) return this.#client.fetchJwtSvid(params);
+    return this.#picker(await this.#client.fetchJwtSvids(params));
+  }
+
+  /**
+   * Fetches every JWT-SVID the workload may have for the audience (a live call).
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}; otherwise as
+   *   {@link WorkloadApiClient.fetchJwtSvids}.
+   * @example
+   * ```ts
+   * const all = await source.fetchJwtSvids({ audience: 'db' });
+   * ```
+   */
+  async fetchJwtSvids(params: JwtSvidParams): Promise<JwtSvid[]> {
+    if (this.#closed) throw this.#closedError();
+    return this.#client.fetchJwtSvids(params);
+  }
+
+  /**
+   * Returns the JWT bundle of a trust domain.
+   *
+   * @throws {BundleError} ERR_BUNDLE_NOT_FOUND when the trust domain has no bundle.
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * const bundle = source.getJwtBundleForTrustDomain(TrustDomain.fromString('example.org'));
+   * ```
+   */
+  getJwtBundleForTrustDomain(td: TrustDomain): JwtBundle {
+    return this.#current().getJwtBundleForTrustDomain(td);
+  }
+
+  /**
+   * Returns the current set of JWT bundles.
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * const svid = await JwtSvid.parseAndValidate(token, source.jwtBundles(), ['api']);
+   * ```
+   */
+  jwtBundles(): BundleSet {
+    return this.#current();
+  }
+
+  /**
+   * Registers a listener called after every bundle update (not for the initial one).
+   *
+   * @returns A function that unregisters the listener.
+   * @example
+   * ```ts
+   * const off = source.onUpdate(() => console.log('JWT bundles changed'));
+   * ```
+   */
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Stops the watch and, if the source created its client, closes it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await source.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    this.#listeners.clear();
+    if (this.#owned) this.#client.close();
+  }
+
+  /** Closes the source (`await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Shared start-up logic of the sources: run one or more watches and wait until each delivered its
+ * first update, a watch fails terminally, or the caller's signal aborts.
+ *
+ * @module
+ * @internal
+ */
+import { WorkloadApiError } from '../errors.js';
+
+/** One watch of a source. `ready()` marks this watch as delivered; it returns true when the source was already fully initialized (so listeners must be told). */
+export type SourceWatch = (stop: AbortSignal, ready: () => boolean) => Promise<void>;
+
+/** Parameters of {@link startWatch}. */
+export interface StartWatchParams {
+  /** Aborted when the source closes; ends the watches. */
+  readonly stop: AbortSignal;
+  /** Aborts only the wait for the first update. */
+  readonly signal?: AbortSignal;
+  /** The watches; all must deliver before start-up completes. */
+  readonly runs: readonly SourceWatch[];
+}
+
+/**
+ * Starts the watches; resolves once each has delivered a first update.
+ *
+ * @throws the terminal error of a watch, or the signal's reason.
+ * @internal
+ */
+export function startWatch(params: StartWatchParams): Promise<void> {
+  const { stop, signal, runs } = params;
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const pending = new Set<number>(runs.map((_, i) => i));
+    let initialized = false;
+    let settled = false;
+    const onAbort = (): void => settle(() => reject(signal?.reason));
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    runs.forEach((run, i) => {
+      const ready = (): boolean => {
+        if (initialized) return true;
+        pending.delete(i);
+        if (pending.size === 0) {
+          initialized = true;
+          settle(resolve);
+        }
+        return false;
+      };
+      run(stop, ready).then(
+        () => {
+          // The watch ended because the source closed (or the client did) before start-up finished.
+          if (!initialized) {
+            settle(() =>
+              reject(
+                signal?.aborted
+                  ? signal.reason
+                  : new WorkloadApiError(
+                      'ERR_SOURCE_CLOSED',
+                      'workloadapi: watch ended before the first update',
+                    ),
+              ),
+            );
+          }
+        },
+        (err: unknown) => {
+          // After start-up a terminal failure leaves the last good state in place.
+          if (!initialized) settle(() => reject(err));
+        },
+      );
+    });
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * X509Source: a live, self-updating source of X509-SVIDs and X.509 bundles from the Workload API.
+ *
+ * @module
+ */
+import type { BundleSet, X509Bundle, X509BundleSource } from '../bundle/index.js';
+import { WorkloadApiError } from '../errors.js';
+import type { TrustDomain } from '../spiffeid/index.js';
+import type { X509Svid, X509SvidSource } from '../svid/index.js';
+import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
+import { startWatch } from './watch-source.js';
+import type { X509Context } from './x509-context.js';
+
+/** Options shared by the sources: which client to use, or how to make one. */
+export interface SourceClientOptions {
+  /** An existing client; the source will not close it. Exclusive with `address` and `clientOptions`. */
+  readonly client?: WorkloadApiClient;
+  /** Endpoint address of the client the source creates (default `SPIFFE_ENDPOINT_SOCKET`). */
+  readonly address?: string;
+  /** Further options of the client the source creates. */
+  readonly clientOptions?: WorkloadApiClientOptions;
+  /** Aborts the wait for the first update: `create` then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link X509Source.create}. */
+export interface X509SourceOptions extends SourceClientOptions {
+  /** Chooses the default X509-SVID among the workload's SVIDs; default: the first. */
+  readonly picker?: (svids: readonly X509Svid[]) => X509Svid;
+}
+
+/** Resolves the client a source uses, and whether the source owns (and must close) it. */
+export function sourceClient(options: SourceClientOptions): { client: WorkloadApiClient; owned: boolean } {
+  if (options.client !== undefined) {
+    if (options.address !== undefined || options.clientOptions !== undefined) {
+      throw new TypeError('workloadapi: pass either client or address/clientOptions, not both');
+    }
+    return { client: options.client, owned: false };
+  }
+  const clientOptions: WorkloadApiClientOptions = {
+    ...options.clientOptions,
+    ...(options.address === undefined ? {} : { address: options.address }),
+  };
+  return { client: new WorkloadApiClient(clientOptions), owned: true };
+}
+
+/**
+ * A live source of the workload's X509-SVIDs and X.509 bundles, kept current by a
+ * `FetchX509SVID` watch. Implements {@link X509SvidSource} and {@link X509BundleSource}, so it can be
+ * handed straight to the TLS helpers.
+ *
+ * @see https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE_Workload_API.md
+ * @example
+ * ```ts
+ * await using source = await X509Source.create();
+ * const svid = source.getX509Svid();
+ * ```
+ */
+export class X509Source implements X509SvidSource, X509BundleSource {
+  readonly #client: WorkloadApiClient;
+  readonly #owned: boolean;
+  readonly #picker: ((svids: readonly X509Svid[]) => X509Svid) | undefined;
+  readonly #stop = new AbortController();
+  readonly #listeners = new Set<() => void>();
+  #context: X509Context | undefined;
+  #closed = false;
+
+  private constructor(client: WorkloadApiClient, owned: boolean, picker: X509SourceOptions['picker']) {
+    this.#client = client;
+    this.#owned = owned;
+    this.#picker = picker;
+  }
+
+  /**
+   * Creates a source and waits for the first X.509 context. Retryable failures (`Unavailable`,
+   * `PermissionDenied`, invalid responses) keep it waiting.
+   *
+   * @throws {WorkloadApiError} ERR_WORKLOADAPI_ADDRESS_INVALID for a bad address;
+   *   ERR_WORKLOADAPI_INVALID_ARGUMENT / _UNIMPLEMENTED when the watch stops on a terminal status.
+   * @throws the signal's reason when `signal` aborts first.
+   * @example
+   * ```ts
+   * const source = await X509Source.create({ address: 'unix:///run/spire/agent.sock' });
+   * ```
+   */
+  static async create(options: X509SourceOptions = {}): Promise<X509Source> {
+    const { client, owned } = sourceClient(options);
+    const source = new X509Source(client, owned, options.picker);
+    try {
+      await startWatch({
+        stop: source.#stop.signal,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        runs: [
+          (stop, ready) =>
+            client.watchX509Context(
+              {
+                onX509ContextUpdate: (ctx) => {
+                  source.#context = ctx;
+                  if (ready()) source.#notify();
+                },
+              },
+              { signal: stop },
+            ),
+        ],
+      });
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
+    return source;
+  }
+
+  #notify(): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l();
+      } catch {
+        // A failing listener must not stop the others nor the watch.
+      }
+    }
+  }
+
+  #current(): X509Context {
+    if (this.#closed || this.#context === undefined) {
+      throw new WorkloadApiError('ERR_SOURCE_CLOSED', 'x509source: source is closed');
+    }
+    return this.#context;
+  }
+
+  /**
+   * Returns the default X509-SVID (the first one, or the picker's choice).
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * const { id, certificates, privateKey } = source.getX509Svid();
+   * ```
+   */
+  getX509Svid(): X509Svid {
+    const ctx = this.#current();
+    return this.#picker ? this.#picker(ctx.svids) : ctx.svids[0]!;
+  }
+
+  /**
+   * Returns all current X509-SVIDs (hints unique, first is the default identity).
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * const byHint = source.getX509Svids().find((s) => s.hint === 'internal');
+   * ```
+   */
+  getX509Svids(): readonly X509Svid[] {
+    return this.#current().svids;
+  }
+
+  /**
+   * Returns the X.509 bundle of a trust domain.
+   *
+   * @throws {BundleError} ERR_BUNDLE_NOT_FOUND when the trust domain has no bundle.
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * const bundle = source.getX509BundleForTrustDomain(TrustDomain.fromString('example.org'));
+   * ```
+   */
+  getX509BundleForTrustDomain(td: TrustDomain): X509Bundle {
+    return this.#current().bundles.getX509BundleForTrustDomain(td);
+  }
+
+  /**
+   * Returns the current set of X.509 bundles (own and federated trust domains).
+   *
+   * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
+   * @example
+   * ```ts
+   * for (const b of source.x509Bundles().bundles()) console.log(b.trustDomain.name);
+   * ```
+   */
+  x509Bundles(): BundleSet {
+    return this.#current().bundles;
+  }
+
+  /**
+   * Registers a listener called after every update (not for the initial one).
+   *
+   * @returns A function that unregisters the listener.
+   * @example
+   * ```ts
+   * const off = source.onUpdate(() => reloadTls());
+   * ```
+   */
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Stops the watch and, if the source created its client, closes it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await source.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    this.#listeners.clear();
+    if (this.#owned) this.#client.close();
+  }
+
+  /** Closes the source (`await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
