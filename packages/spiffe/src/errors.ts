@@ -26,10 +26,13 @@ export type SpiffeErrorCode =
   | 'ERR_WORKLOADAPI_FAILED'
   | 'ERR_SOURCE_CLOSED'
   | 'ERR_TLS_AUTHORIZATION_FAILED'
+  | 'ERR_TLS_NO_PEER_CERTIFICATE'
   | 'ERR_FEDERATION_FAILED'
   | 'ERR_CONFIG_INVALID'
   | 'ERR_DATASTORE_NOT_FOUND'
-  | 'ERR_DATASTORE_CONFLICT';
+  | 'ERR_DATASTORE_CONFLICT'
+  | 'ERR_DATASTORE_INVALID'
+  | 'ERR_DATASTORE_FAILED';
 
 /** Base class of every error the library raises for bad input. */
 export class SpiffeError extends Error {
