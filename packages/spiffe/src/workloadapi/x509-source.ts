@@ -169,7 +169,8 @@ export class X509Source implements X509SvidSource, X509BundleSource {
   }
 
   /**
-   * Returns the current set of X.509 bundles (own and federated trust domains).
+   * Returns the current set of X.509 bundles (own and federated trust domains). Each update installs a
+   * new set, so a returned set is a snapshot; treat it as read-only.
    *
    * @throws {WorkloadApiError} ERR_SOURCE_CLOSED after {@link close}.
    * @example

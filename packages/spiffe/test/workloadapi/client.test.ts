@@ -40,7 +40,7 @@ function rawStreamStatus(address: string, path: string, md: Metadata): Promise<S
   });
 }
 
-describe('WorkloadApiClient against the fake Workload API', () => {
+describe('WorkloadApiClient against the fake Workload API', { timeout: 30_000 }, () => {
   let api: FakeWorkloadApi;
   let client: WorkloadApiClient;
 
@@ -494,6 +494,29 @@ describe('WorkloadApiClient against the fake Workload API', () => {
       await done;
     });
 
+    it('logs the failure and the cancellation of a watch through the logger', async () => {
+      const logs: { level: string; msg: string; fields: Record<string, unknown> | undefined }[] = [];
+      const log =
+        (level: string) =>
+        (msg: string, fields?: Record<string, unknown>): void => {
+          logs.push({ level, msg, fields });
+        };
+      const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+      const c = new WorkloadApiClient({ address: api.address, logger });
+      api.setError('FetchX509Bundles', { code: status.INVALID_ARGUMENT, details: 'nope' });
+      await assert.rejects(c.watchX509Bundles({ onX509BundlesUpdate: () => {} }), {
+        code: 'ERR_WORKLOADAPI_INVALID_ARGUMENT',
+      });
+      assert.deepEqual(
+        logs.map((l) => [l.level, l.msg, l.fields?.method]),
+        [
+          ['warn', 'Workload API watch failed', 'FetchX509Bundles'],
+          ['error', 'Canceling watch', 'FetchX509Bundles'],
+        ],
+      );
+      c.close();
+    });
+
     it('ends every watch when the client closes', async () => {
       const c = new WorkloadApiClient({ address: api.address, sleep: blockingSleep().sleep });
       api.setX509Svids([fakeSvid(caA, '/web')]);
@@ -508,7 +531,7 @@ describe('WorkloadApiClient against the fake Workload API', () => {
   });
 });
 
-describe('WorkloadApiClient over loopback TCP', () => {
+describe('WorkloadApiClient over loopback TCP', { timeout: 30_000 }, () => {
   it('dials a tcp://127.0.0.1:port endpoint', async () => {
     const api = await FakeWorkloadApi.start({ tcp: true });
     const client = new WorkloadApiClient({ address: api.address });

@@ -12,7 +12,7 @@ const closedX509 = { code: 'ERR_SOURCE_CLOSED', message: 'x509source: source is 
 const closedJwt = { code: 'ERR_SOURCE_CLOSED', message: 'jwtsource: source is closed' };
 const closedBundle = { code: 'ERR_SOURCE_CLOSED', message: 'bundlesource: source is closed' };
 
-describe('X509Source', () => {
+describe('X509Source', { timeout: 30_000 }, () => {
   let api: FakeWorkloadApi;
   before(async () => {
     api = await FakeWorkloadApi.start();
@@ -126,7 +126,7 @@ describe('X509Source', () => {
   });
 });
 
-describe('JwtSource', () => {
+describe('JwtSource', { timeout: 30_000 }, () => {
   let api: FakeWorkloadApi;
   const auth = new TestJwtAuthority('example.org', { keyTypes: ['ec-p256'] });
   before(async () => {
@@ -176,7 +176,7 @@ describe('JwtSource', () => {
   });
 });
 
-describe('BundleSource', () => {
+describe('BundleSource', { timeout: 30_000 }, () => {
   let api: FakeWorkloadApi;
   const auth = new TestJwtAuthority('example.org', { keyTypes: ['ec-p256'] });
   before(async () => {
