@@ -279,6 +279,94 @@ describe('X509Svid.parseDer', () => {
   }
 });
 
+describe('X509Svid.parseDer with malformed extensions (DER reader fails closed)', () => {
+  const cases: { name: string; oid: string; value: string; message: RegExp }[] = [
+    {
+      name: 'key usage with too many unused bits',
+      oid: '2.5.29.15',
+      value: '03020880',
+      message: /key usage has an invalid bit string$/,
+    },
+    {
+      name: 'an empty SAN sequence',
+      oid: '2.5.29.17',
+      value: '3000',
+      message: /subject alternative name is empty$/,
+    },
+    {
+      name: 'a non-ASCII URI SAN',
+      oid: '2.5.29.17',
+      value: '3003860180',
+      message: /URI SAN is not printable ASCII$/,
+    },
+    {
+      name: 'an indefinite length',
+      oid: '2.5.29.17',
+      value: '30808601610000',
+      message: /subject alternative name uses an indefinite length$/,
+    },
+    {
+      name: 'a non-minimal length',
+      oid: '2.5.29.17',
+      value: '3081038601 61'.replace(' ', ''),
+      message: /subject alternative name has a non-minimal length$/,
+    },
+    {
+      name: 'a truncated element',
+      oid: '2.5.29.17',
+      value: '30058601',
+      message: /subject alternative name is truncated$/,
+    },
+    {
+      name: 'trailing data after the SAN',
+      oid: '2.5.29.17',
+      value: '300386016100',
+      message: /subject alternative name has trailing data$/,
+    },
+    {
+      name: 'an empty extended key usage',
+      oid: '2.5.29.37',
+      value: '3000',
+      message: /extended key usage is empty$/,
+    },
+    {
+      name: 'a negative path length',
+      oid: '2.5.29.19',
+      value: '30060101ff0201ff',
+      message: /basic constraints path length is negative$/,
+    },
+    {
+      name: 'a boolean that is not DER',
+      oid: '2.5.29.19',
+      value: '3003010101',
+      message: /basic constraints cA is not a DER boolean$/,
+    },
+  ];
+  for (const tc of cases) {
+    it(`rejects ${tc.name}`, () => {
+      const kind =
+        tc.oid === '2.5.29.15'
+          ? 'keyUsage'
+          : tc.oid === '2.5.29.17'
+            ? 'san'
+            : tc.oid === '2.5.29.37'
+              ? 'eku'
+              : 'basicConstraints';
+      const bad = makeLeaf(inter, ID, {
+        key: leaf.key,
+        [kind]: undefined,
+        extra: [{ oid: tc.oid, critical: true, value: Buffer.from(tc.value, 'hex') }],
+      });
+      assert.throws(() => X509Svid.parseDer(bad.der, keyDer(leaf.key)), {
+        code: INVALID,
+        message: new RegExp(
+          `^x509svid: cannot parse DER encoded certificate: malformed certificate: ${tc.message.source}`,
+        ),
+      });
+    });
+  }
+});
+
 describe('X509Svid.load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-x509svid-'));
   after(() => rmSync(dir, { recursive: true, force: true }));

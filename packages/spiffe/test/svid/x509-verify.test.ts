@@ -5,8 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { BundleSet, X509Bundle } from '@tessera/spiffe/bundle';
 import { BundleError } from '@tessera/spiffe/errors';
-import type { TrustDomain } from '@tessera/spiffe/spiffeid';
+import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509Svid, verifyX509SvidSync, type X509AuthoritySource } from '@tessera/spiffe/svid';
 import {
   CA_KU,
@@ -213,6 +214,29 @@ describe('verifyX509Svid', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('uses only the bundle of the leaf trust domain from a real BundleSet (X5-16)', async () => {
+    const set = new BundleSet(
+      X509Bundle.fromAuthorities(TrustDomain.fromString('a.org'), [rootA.cert]),
+      X509Bundle.fromAuthorities(TrustDomain.fromString('b.org'), [rootB.cert]),
+    );
+    const good = makeLeaf(interA, ID);
+    assert.deepEqual((await verifyX509Svid(chainOf(good, interA), set, { now: NOW })).chains, [
+      [good.cert, interA.cert, rootA.cert],
+    ]);
+    await assert.rejects(verifyX509Svid(chainOf(makeLeaf(rootB, ID)), set, { now: NOW }), {
+      code: VERIFY_FAILED,
+      message: /^x509svid: could not verify leaf certificate: certificate signed by unknown authority$/,
+    });
+    const bundleA = X509Bundle.fromAuthorities(TrustDomain.fromString('a.org'), [rootA.cert]);
+    await assert.rejects(
+      verifyX509Svid(chainOf(makeLeaf(rootB, 'spiffe://b.org/w')), bundleA, { now: NOW }),
+      {
+        code: VERIFY_FAILED,
+        message: /^x509svid: could not get X509 bundle: /,
+      },
+    );
   });
 
   it('rejects an empty chain', async () => {
@@ -614,6 +638,20 @@ describe('verifyX509Svid', () => {
         else assert.throws(run, { code: VERIFY_FAILED, message: tc.error });
       });
     }
+
+    it('fails closed on a subtree with a maximum distance', () => {
+      const inter = makeIntermediate(root, 'max', {
+        extra: [
+          { oid: '2.5.29.30', critical: true, value: Buffer.from('300ca00a30088603612e6f810105', 'hex') },
+        ],
+      });
+      const leaf = makeLeaf(inter, 'spiffe://evil.org/x');
+      assert.throws(() => verifyX509SvidSync(chainOf(leaf, inter), src, { now: NOW }), {
+        code: VERIFY_FAILED,
+        message:
+          /^x509svid: could not verify leaf certificate: name constraints of kind subtree with minimum or maximum cannot be evaluated$/,
+      });
+    });
 
     it('enforces name constraints on a root too', () => {
       const ncRoot = makeRoot('nc.org', { nameConstraints: { permittedUris: ['other.org'] } });
