@@ -44,7 +44,7 @@ export interface ParsedCsr {
   readonly uris: readonly string[];
   /** DNS SANs requested. */
   readonly dnsNames: readonly string[];
-  /** IP SANs requested (as bytes in dotted or colon form). */
+  /** IP SANs requested: dotted IPv4, or IPv6 as eight uncompressed hex groups (`2001:db8:0:0:0:0:0:1`). */
   readonly ipAddresses: readonly string[];
   /** Subject attributes Tessera knows (others are ignored). */
   readonly subject: DistinguishedName;
