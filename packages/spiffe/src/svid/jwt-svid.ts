@@ -10,6 +10,7 @@
 import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import type { JwtBundle, JwtBundleSource } from '../bundle/index.js';
 import { BundleError, JwtSvidError, SpiffeIdError } from '../errors.js';
+import { isJsonObject, type JsonValue, parseJson } from '../internal/json.js';
 import { SpiffeId } from '../spiffeid/index.js';
 
 /** Leeway applied to `exp`, `nbf` and `iat`, as go-spiffe (go-jose's default): 60 seconds. */
@@ -399,17 +400,29 @@ function decodeBase64Url(segment: string, what: string): Buffer {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Decodes strict UTF-8 JSON that must be an object; returns undefined with a reason otherwise. */
-function decodeJsonObject(bytes: Buffer): Record<string, unknown> | string {
-  let value: unknown;
+/**
+ * Decodes a header or payload: strict UTF-8 and strict JSON (RFC 8259) with no duplicate keys at any level and
+ * bounded nesting, so that no other JWT parser can read the token differently. The header is returned as the
+ * strict parser's prototype-less object; the payload is re-read with `JSON.parse` into plain JS values.
+ * Returns a reason string on failure (never token content beyond a key name).
+ */
+function decodeJsonObject(bytes: Buffer, plain: boolean): Record<string, unknown> | string {
+  let text: string;
   try {
-    value = JSON.parse(utf8.decode(bytes));
+    text = utf8.decode(bytes);
   } catch {
-    // JSON.parse errors may echo input; keep messages free of token content.
-    return 'not valid UTF-8 JSON';
+    return 'not valid UTF-8';
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
-  return value as Record<string, unknown>;
+  let strict: JsonValue;
+  try {
+    strict = parseJson(text);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : 'invalid';
+    return `not valid JSON (${detail.length > 96 ? `${detail.slice(0, 96)}…` : detail})`;
+  }
+  if (!isJsonObject(strict)) return 'not a JSON object';
+  if (!plain) return strict;
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 /** Freezes a JSON value and everything in it, iteratively (no recursion on attacker-chosen depth). */
@@ -465,12 +478,14 @@ function parseToken(token: string): ParsedToken {
   const payloadBytes = decodeBase64Url(payloadB64, 'payload');
   const signature = decodeBase64Url(signatureB64, 'signature');
 
-  const header = decodeJsonObject(headerBytes);
+  const header = decodeJsonObject(headerBytes, false);
   if (typeof header === 'string') throw invalid(`unable to parse JWT token: header is ${header}`);
 
   // JWT-02: allow-list before anything else looks at keys.
   const algValue = Object.hasOwn(header, 'alg') ? header.alg : undefined;
-  if (typeof algValue !== 'string') throw invalid('unable to parse JWT token: header has no "alg"');
+  if (typeof algValue !== 'string') {
+    throw invalid('unable to parse JWT token: header "alg" is missing or not a string');
+  }
   const alg = ALGORITHMS.get(algValue);
   if (alg === undefined) {
     throw invalid(`unable to parse JWT token: unsupported signing algorithm ${quote(algValue)}`);
@@ -493,7 +508,7 @@ function parseToken(token: string): ParsedToken {
     throw invalid('token header type not equal to either JWT or JOSE');
   }
 
-  const decoded = decodeJsonObject(payloadBytes);
+  const decoded = decodeJsonObject(payloadBytes, true);
   if (typeof decoded === 'string') throw invalid(`unable to get claims from token: payload is ${decoded}`);
   const claims = deepFreeze(decoded);
 

@@ -104,12 +104,19 @@ describe('JwtSvid.parseAndValidate', () => {
       assert.ok(Object.isFrozen(svid.audience));
     });
 
-    it('accepts a deeply nested claim without exhausting the stack', () => {
+    it('accepts a claim nested 60 levels deep and freezes every level', () => {
       const token = ca.mintRaw({
         header: { alg: 'ES256', kid: 'ec-p256' },
-        payload: `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_S + 60},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+        payload: `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_S + 60},"x":${'['.repeat(60)}${']'.repeat(60)}}`,
       });
-      assert.ok(Object.isFrozen(validate(token).claims.x));
+      let v: unknown = validate(token).claims.x;
+      let depth = 0;
+      while (Array.isArray(v)) {
+        assert.ok(Object.isFrozen(v));
+        v = v[0];
+        depth++;
+      }
+      assert.equal(depth, 60);
     });
 
     it('returns a fresh expiry Date on every access', () => {
@@ -201,7 +208,7 @@ describe('JwtSvid.parseAndValidate', () => {
         assertJwtError(
           () => validate(token, [AUD], source),
           'ERR_JWTSVID_INVALID',
-          /^jwtsvid: unable to parse JWT token: (unsupported signing algorithm|header has no "alg")/,
+          /^jwtsvid: unable to parse JWT token: (unsupported signing algorithm|header "alg" is missing or not a string)/,
         );
         assert.deepEqual(source.asked, []);
         assertJwtError(() => insecure(token), 'ERR_JWTSVID_INVALID', /^jwtsvid: unable to parse JWT token/);
@@ -781,7 +788,8 @@ describe('JwtSvid.parseAndValidate', () => {
         name: 'a header that is not JSON',
         header: '{alg: ES256}',
         payload: { sub: SUB },
-        message: /^jwtsvid: unable to parse JWT token: header is not valid UTF-8 JSON$/,
+        message:
+          /^jwtsvid: unable to parse JWT token: header is not valid JSON \(json: expected a string key at offset 1\)$/,
       },
       {
         name: 'a header that is a JSON array',
@@ -803,13 +811,13 @@ describe('JwtSvid.parseAndValidate', () => {
           Buffer.from('"}'),
         ]),
         payload: { sub: SUB },
-        message: /header is not valid UTF-8 JSON$/,
+        message: /^jwtsvid: unable to parse JWT token: header is not valid UTF-8$/,
       },
       {
         name: 'a payload that is not JSON',
         header: { alg: 'ES256', kid: 'ec-p256' },
         payload: 'not json',
-        message: /^jwtsvid: unable to get claims from token: payload is not valid UTF-8 JSON$/,
+        message: /^jwtsvid: unable to get claims from token: payload is not valid JSON \(json: /,
       },
       {
         name: 'a payload that is a JSON string',
@@ -821,7 +829,7 @@ describe('JwtSvid.parseAndValidate', () => {
         name: 'an empty payload',
         header: { alg: 'ES256', kid: 'ec-p256' },
         payload: '',
-        message: /^jwtsvid: unable to get claims from token: payload is not valid UTF-8 JSON$/,
+        message: /^jwtsvid: unable to get claims from token: payload is not valid JSON \(json: /,
       },
       {
         name: 'a payload with invalid UTF-8',
@@ -831,14 +839,46 @@ describe('JwtSvid.parseAndValidate', () => {
           Buffer.from([0xc3, 0x28]),
           Buffer.from('"}'),
         ]),
-        message: /payload is not valid UTF-8 JSON$/,
+        message: /^jwtsvid: unable to get claims from token: payload is not valid UTF-8$/,
       },
       {
         name: 'a deeply nested payload',
         header: { alg: 'ES256', kid: 'ec-p256' },
         payload: `${'['.repeat(200_000)}${']'.repeat(200_000)}`,
         message:
-          /^jwtsvid: unable to get claims from token: payload is not (valid UTF-8 JSON|a JSON object)$/,
+          /^jwtsvid: unable to get claims from token: payload is not valid JSON \(json: nesting too deep/,
+      },
+      {
+        name: 'a deeply nested claim',
+        header: { alg: 'ES256', kid: 'ec-p256' },
+        payload: `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_S + 60},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+        message:
+          /^jwtsvid: unable to get claims from token: payload is not valid JSON \(json: nesting too deep/,
+      },
+      {
+        name: 'a header with a duplicate alg',
+        header: '{"alg":"HS256","kid":"ec-p256","alg":"ES256"}',
+        payload: { sub: SUB },
+        message: /^jwtsvid: unable to parse JWT token: header is not valid JSON \(json: duplicate key "alg"/,
+      },
+      {
+        name: 'a payload with a duplicate sub',
+        header: { alg: 'ES256', kid: 'ec-p256' },
+        payload: `{"sub":"spiffe://example.org/admin","aud":"${AUD}","exp":${NOW_S + 60},"sub":"${SUB}"}`,
+        message:
+          /^jwtsvid: unable to get claims from token: payload is not valid JSON \(json: duplicate key "sub"/,
+      },
+      {
+        name: 'a payload with a duplicate key in a nested claim',
+        header: { alg: 'ES256', kid: 'ec-p256' },
+        payload: `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_S + 60},"x":{"a":1,"a":2}}`,
+        message: /payload is not valid JSON \(json: duplicate key "a"/,
+      },
+      {
+        name: 'a payload with trailing data',
+        header: { alg: 'ES256', kid: 'ec-p256' },
+        payload: `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_S + 60}} x`,
+        message: /payload is not valid JSON \(json: unexpected data after the top-level value/,
       },
     ];
     for (const tc of cases) {
