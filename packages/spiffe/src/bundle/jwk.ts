@@ -52,7 +52,9 @@ export function parseX5cCert(v: JsonValue | undefined): X509Certificate {
     throw new JwkError('x5c element is not standard base64');
   }
   try {
-    return new X509Certificate(Buffer.from(v, 'base64'));
+    const cert = new X509Certificate(Buffer.from(v, 'base64'));
+    void cert.publicKey; // parsed lazily by node: fail here, not later, on an unsupported or broken key
+    return cert;
   } catch (err) {
     throw new JwkError(`cannot parse x5c certificate: ${(err as Error).message}`);
   }

@@ -190,7 +190,9 @@ function certKey(c: X509Certificate): string {
 
 function parseCert(der: Buffer): X509Certificate {
   try {
-    return new X509Certificate(der);
+    const cert = new X509Certificate(der);
+    void cert.publicKey; // parsed lazily by node: fail here, not during verification, on a broken key
+    return cert;
   } catch (err) {
     throw invalid(err);
   }
