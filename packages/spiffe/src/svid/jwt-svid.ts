@@ -77,7 +77,14 @@ const ALGORITHMS: ReadonlyMap<string, AlgSpec> = new Map<string, AlgSpec>([
   ],
 ]);
 
-/** The algorithms a JWT-SVID may be signed with (JWT-SVID §3). */
+/**
+ * The algorithms a JWT-SVID may be signed with (JWT-SVID §3): RS256/384/512, ES256/384/512, PS256/384/512.
+ *
+ * @example
+ * ```ts
+ * JWT_SVID_ALGORITHMS.includes('ES256'); // true
+ * ```
+ */
 export const JWT_SVID_ALGORITHMS: readonly string[] = Object.freeze([...ALGORITHMS.keys()]);
 
 /**
@@ -91,7 +98,14 @@ const FORBIDDEN_HEADERS: readonly string[] = ['crit', 'jku', 'x5u', 'jwk', 'x5c'
 /** Minimum RSA modulus accepted for RS and PS algorithms. */
 const MIN_RSA_BITS = 2048;
 
-/** Options of {@link JwtSvid.parseAndValidate} and {@link JwtSvid.parseInsecure}. */
+/**
+ * Options of {@link JwtSvid.parseAndValidate} and {@link JwtSvid.parseInsecure}.
+ *
+ * @example
+ * ```ts
+ * JwtSvid.parseInsecure(token, ['spiffe://example.org/api'], { now: new Date(), hint: 'internal' });
+ * ```
+ */
 export interface JwtSvidParseOptions {
   /** The time to validate `exp`, `nbf` and `iat` against. Defaults to the current time. */
   readonly now?: Date;
@@ -99,7 +113,14 @@ export interface JwtSvidParseOptions {
   readonly hint?: string;
 }
 
-/** Parameters of {@link JwtSvidSource.fetchJwtSvid}. */
+/**
+ * Parameters of {@link JwtSvidSource.fetchJwtSvid} (the Workload API `JWTSVIDRequest`).
+ *
+ * @example
+ * ```ts
+ * const params: JwtSvidParams = { audience: 'spiffe://example.org/api', extraAudiences: ['legacy'] };
+ * ```
+ */
 export interface JwtSvidParams {
   /** The audience the JWT-SVID is requested for. */
   readonly audience: string;
