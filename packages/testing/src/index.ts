@@ -1,4 +1,5 @@
 /** Test helpers for Tessera packages. */
+
 export {
   type FakeJwtSvid,
   type FakeJwtSvidHandler,
@@ -9,6 +10,19 @@ export {
   type FakeWorkloadApiOptions,
   type FakeX509Svid,
 } from './fake-workload-api.js';
+export {
+  generateJwtKeyPair,
+  JWT_TEST_HMAC_SECRET,
+  JWT_TEST_NOW,
+  type JwtKeyType,
+  type JwtOmittable,
+  type MintOptions,
+  type MintRawOptions,
+  signJws,
+  TestJwtAuthority,
+  type TestJwtAuthorityOptions,
+  type TestJwtKey,
+} from './jwt.js';
 export {
   type IssuedChain,
   type IssuedX509Svid,
