@@ -32,6 +32,9 @@ for (const c of [0x2e, 0x2d, 0x5f]) {
   PATH_CHARS[c] = 1;
 }
 
+/** A whole valid SPIFFE ID: scheme, trust domain, then segments that are not `.` or `..`. */
+export const VALID_ID_RE = /^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.{1,2}(?:\/|$))[a-zA-Z0-9._-]+)*$/;
+
 const SLASH = 0x2f;
 const DOT = 0x2e;
 
@@ -122,6 +125,12 @@ function checkSegment(s: string, segStart: number, segEnd: number): ScanResult {
  * else the reason as a string.
  */
 export function scanId(s: string): number | string {
+  // Fast path for valid IDs: one compiled regex is cheaper in V8 than a charCodeAt loop. It accepts a subset of
+  // what the scanner below accepts (checked by a property test); anything it refuses gets the exact diagnosis.
+  if (VALID_ID_RE.test(s)) {
+    const slash = s.indexOf('/', SCHEME_PREFIX_LENGTH);
+    return slash < 0 ? s.length : slash;
+  }
   if (s.length === 0) return MSG_EMPTY;
   if (!s.startsWith(SCHEME_PREFIX)) return MSG_SCHEME;
   const n = s.length;

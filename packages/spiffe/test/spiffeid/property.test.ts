@@ -23,7 +23,52 @@ function assertSpiffeError(fn: () => unknown): void {
   }
 }
 
+/** An independent, split-based reading of SPIFFE-ID §2 used as an oracle. */
+function referenceValid(s: string): boolean {
+  if (!s.startsWith('spiffe://')) return false;
+  const rest = s.slice('spiffe://'.length);
+  const slash = rest.indexOf('/');
+  const td = slash < 0 ? rest : rest.slice(0, slash);
+  if (td === '' || [...td].some((ch) => !'abcdefghijklmnopqrstuvwxyz0123456789.-_'.includes(ch)))
+    return false;
+  if (slash < 0) return true;
+  return rest
+    .slice(slash + 1)
+    .split('/')
+    .every(
+      (seg) =>
+        seg !== '' && seg !== '.' && seg !== '..' && [...seg].every((ch) => /^[a-zA-Z0-9._-]$/.test(ch)),
+    );
+}
+
+// Strings close to valid IDs: the scheme (sometimes damaged) followed by a mix of meaningful characters.
+const nearId = fc
+  .tuple(
+    fc.constantFrom('spiffe://', 'spiffe://', 'spiffe:/', 'SPIFFE://', ''),
+    fc.string({
+      unit: fc.constantFrom('a', 'Z', '0', '.', '.', '-', '_', '/', '/', '%', ':', '@', '?', '#', 'é', '\n'),
+      maxLength: 24,
+    }),
+  )
+  .map(([scheme, body]) => scheme + body);
+
 describe('SPIFFE ID properties', () => {
+  it('agrees with an independent reference validator on near-valid strings', () => {
+    fc.assert(
+      fc.property(nearId, (s) => {
+        assert.equal(SpiffeId.isValid(s), referenceValid(s), s);
+        let parsed = true;
+        try {
+          SpiffeId.fromString(s);
+        } catch {
+          parsed = false;
+        }
+        assert.equal(parsed, referenceValid(s), s);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('never crashes on arbitrary strings: a result or a coded SpiffeError', () => {
     fc.assert(
       fc.property(
