@@ -32,7 +32,11 @@ export type SpiffeErrorCode =
   | 'ERR_DATASTORE_NOT_FOUND'
   | 'ERR_DATASTORE_CONFLICT'
   | 'ERR_DATASTORE_INVALID'
-  | 'ERR_DATASTORE_FAILED';
+  | 'ERR_DATASTORE_FAILED'
+  | 'ERR_CA_INVALID'
+  | 'ERR_CA_PRECONDITION'
+  | 'ERR_CA_UPSTREAM_FAILED'
+  | 'ERR_KEYMANAGER_FAILED';
 
 /** Base class of every error the library raises for bad input. */
 export class SpiffeError extends Error {
