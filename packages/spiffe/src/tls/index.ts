@@ -32,6 +32,7 @@ export {
   mtlsClientOptions,
   mtlsWebClientOptions,
   peerIdFromSocket,
+  type SpiffeClientOptions,
   type TlsBundleSource,
   type TlsSvid,
   type TlsSvidSource,

@@ -286,12 +286,19 @@ export function verifiedIdOfCheck(check: CheckServerIdentity): SpiffeId | undefi
   return checkResults.get(check)?.id;
 }
 
+/**
+ * Client options returned by {@link tlsClientOptions} and {@link mtlsClientOptions}: `tls.ConnectionOptions`
+ * plus `agent: false`, so that `https.request(url, options)` opens a fresh, fully verified connection
+ * instead of reusing a pooled socket or TLS session that Node's agents would share across authorizers.
+ */
+export type SpiffeClientOptions = ConnectionOptions & { agent: false };
+
 function spiffeClient(
   svidSource: TlsSvidSource | undefined,
   bundleSource: TlsBundleSource,
   authorizer: Authorizer,
   opts: TlsVerifyOptions,
-): ConnectionOptions {
+): SpiffeClientOptions {
   requireBundleSource(bundleSource);
   requireAuthorizer(authorizer);
   const holder: { id?: SpiffeId } = {};
@@ -299,12 +306,17 @@ function spiffeClient(
     holder.id = id;
   });
   checkResults.set(check, holder);
-  const options: ConnectionOptions = {
+  const options: SpiffeClientOptions = {
     minVersion: MIN_TLS_VERSION,
     // Always an explicit array: an absent `ca` would make Node trust its built-in web roots.
     ca: certsPem(listX509Authorities(bundleSource)),
     rejectUnauthorized: true,
     checkServerIdentity: check,
+    // For https.request/get: never use a pooling agent. Node's agents key their sockets and TLS sessions
+    // by ca/cert/key but not by checkServerIdentity, so a kept-alive socket or a resumed session (which
+    // skips checkServerIdentity) authorized for one ID would be reused under another authorizer.
+    // tls.connect and http2.connect ignore this field. For pooling use createSpiffeHttpsAgent.
+    agent: false,
   };
   if (svidSource !== undefined) {
     const pem = svidPem(svidSource.getX509Svid());
@@ -319,6 +331,8 @@ function spiffeClient(
  * X509-SVID (go-spiffe `TLSClientConfig`): hostname verification is replaced by X509-SVID verification
  * against the bundle of the server's trust domain plus `authorizer`; no client certificate is sent.
  * The result is a snapshot of the sources: build it per connection (or use `createSpiffeHttpsAgent`).
+ * It carries `agent: false`, so `https.request(url, options)` never reuses a pooled socket or TLS session
+ * (either would skip SPIFFE verification); use `createSpiffeHttpsAgent` for keep-alive.
  *
  * Refusals surface as the connection's error: `ERR_X509SVID_VERIFY_FAILED`, `ERR_BUNDLE_NOT_FOUND`,
  * `ERR_TLS_AUTHORIZATION_FAILED`.
@@ -333,7 +347,7 @@ export function tlsClientOptions(
   bundleSource: TlsBundleSource,
   authorizer: Authorizer,
   opts: TlsVerifyOptions = {},
-): ConnectionOptions {
+): SpiffeClientOptions {
   return spiffeClient(undefined, bundleSource, authorizer, opts);
 }
 
@@ -353,7 +367,7 @@ export function mtlsClientOptions(
   bundleSource: TlsBundleSource,
   authorizer: Authorizer,
   opts: TlsVerifyOptions = {},
-): ConnectionOptions {
+): SpiffeClientOptions {
   requireSvidSource(svidSource);
   return spiffeClient(svidSource, bundleSource, authorizer, opts);
 }
