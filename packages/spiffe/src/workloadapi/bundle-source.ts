@@ -8,7 +8,7 @@ import type { BundleSet, JwtBundle, JwtBundleSource, X509Bundle, X509BundleSourc
 import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { WorkloadApiClient } from './client.js';
-import { startWatch } from './watch-source.js';
+import { SourceLifecycle, startWatch } from './watch-source.js';
 import { type SourceClientOptions, sourceClient } from './x509-source.js';
 
 /** Options of {@link BundleSource.create}. */
@@ -30,17 +30,12 @@ export type BundleSourceOptions = SourceClientOptions;
  * ```
  */
 export class BundleSource implements X509BundleSource, JwtBundleSource {
-  readonly #client: WorkloadApiClient;
-  readonly #owned: boolean;
-  readonly #stop = new AbortController();
-  readonly #listeners = new Set<() => void>();
+  readonly #life: SourceLifecycle<WorkloadApiClient>;
   #x509: BundleSet | undefined;
   #jwt: BundleSet | undefined;
-  #closed = false;
 
   private constructor(client: WorkloadApiClient, owned: boolean) {
-    this.#client = client;
-    this.#owned = owned;
+    this.#life = new SourceLifecycle(client, owned);
   }
 
   /**
@@ -60,7 +55,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
     const source = new BundleSource(client, owned);
     try {
       await startWatch({
-        stop: source.#stop.signal,
+        stop: source.#life.stop,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         runs: [
           (stop, ready) =>
@@ -68,7 +63,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
               {
                 onX509BundlesUpdate: (set) => {
                   source.#x509 = set;
-                  if (ready()) source.#notify();
+                  if (ready()) source.#life.notify();
                 },
               },
               { signal: stop },
@@ -78,7 +73,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
               {
                 onJwtBundlesUpdate: (set) => {
                   source.#jwt = set;
-                  if (ready()) source.#notify();
+                  if (ready()) source.#life.notify();
                 },
               },
               { signal: stop },
@@ -92,18 +87,8 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
     return source;
   }
 
-  #notify(): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l();
-      } catch {
-        // A failing listener must not stop the others nor the watch.
-      }
-    }
-  }
-
   #sets(): { x509: BundleSet; jwt: BundleSet } {
-    if (this.#closed || this.#x509 === undefined || this.#jwt === undefined) {
+    if (this.#life.closed || this.#x509 === undefined || this.#jwt === undefined) {
       throw new WorkloadApiError('ERR_SOURCE_CLOSED', 'bundlesource: source is closed');
     }
     return { x509: this.#x509, jwt: this.#jwt };
@@ -173,10 +158,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
    * ```
    */
   onUpdate(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return this.#life.onUpdate(listener);
   }
 
   /**
@@ -188,11 +170,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
    * ```
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop.abort();
-    this.#listeners.clear();
-    if (this.#owned) this.#client.close();
+    this.#life.close();
   }
 
   /** Closes the source (`await using`). */

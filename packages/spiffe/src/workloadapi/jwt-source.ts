@@ -8,7 +8,7 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { JwtSvid, JwtSvidParams, JwtSvidSource } from '../svid/index.js';
 import type { WorkloadApiClient } from './client.js';
-import { startWatch } from './watch-source.js';
+import { SourceLifecycle, startWatch } from './watch-source.js';
 import { type SourceClientOptions, sourceClient } from './x509-source.js';
 
 /** Options of {@link JwtSource.create}. */
@@ -29,17 +29,12 @@ export interface JwtSourceOptions extends SourceClientOptions {
  * ```
  */
 export class JwtSource implements JwtSvidSource, JwtBundleSource {
-  readonly #client: WorkloadApiClient;
-  readonly #owned: boolean;
+  readonly #life: SourceLifecycle<WorkloadApiClient>;
   readonly #picker: JwtSourceOptions['picker'];
-  readonly #stop = new AbortController();
-  readonly #listeners = new Set<() => void>();
   #bundles: BundleSet | undefined;
-  #closed = false;
 
   private constructor(client: WorkloadApiClient, owned: boolean, picker: JwtSourceOptions['picker']) {
-    this.#client = client;
-    this.#owned = owned;
+    this.#life = new SourceLifecycle(client, owned);
     this.#picker = picker;
   }
 
@@ -59,7 +54,7 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
     const source = new JwtSource(client, owned, options.picker);
     try {
       await startWatch({
-        stop: source.#stop.signal,
+        stop: source.#life.stop,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         runs: [
           (stop, ready) =>
@@ -67,7 +62,7 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
               {
                 onJwtBundlesUpdate: (set) => {
                   source.#bundles = set;
-                  if (ready()) source.#notify();
+                  if (ready()) source.#life.notify();
                 },
               },
               { signal: stop },
@@ -81,22 +76,12 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
     return source;
   }
 
-  #notify(): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l();
-      } catch {
-        // A failing listener must not stop the others nor the watch.
-      }
-    }
-  }
-
   #closedError(): WorkloadApiError {
     return new WorkloadApiError('ERR_SOURCE_CLOSED', 'jwtsource: source is closed');
   }
 
   #current(): BundleSet {
-    if (this.#closed || this.#bundles === undefined) throw this.#closedError();
+    if (this.#life.closed || this.#bundles === undefined) throw this.#closedError();
     return this.#bundles;
   }
 
@@ -111,9 +96,9 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   async fetchJwtSvid(params: JwtSvidParams): Promise<JwtSvid> {
-    if (this.#closed) throw this.#closedError();
-    if (this.#picker === undefined) return this.#client.fetchJwtSvid(params);
-    return this.#picker(await this.#client.fetchJwtSvids(params));
+    if (this.#life.closed) throw this.#closedError();
+    if (this.#picker === undefined) return this.#life.client.fetchJwtSvid(params);
+    return this.#picker(await this.#life.client.fetchJwtSvids(params));
   }
 
   /**
@@ -127,8 +112,8 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   async fetchJwtSvids(params: JwtSvidParams): Promise<JwtSvid[]> {
-    if (this.#closed) throw this.#closedError();
-    return this.#client.fetchJwtSvids(params);
+    if (this.#life.closed) throw this.#closedError();
+    return this.#life.client.fetchJwtSvids(params);
   }
 
   /**
@@ -168,10 +153,7 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   onUpdate(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return this.#life.onUpdate(listener);
   }
 
   /**
@@ -183,11 +165,7 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop.abort();
-    this.#listeners.clear();
-    if (this.#owned) this.#client.close();
+    this.#life.close();
   }
 
   /** Closes the source (`await using`). */

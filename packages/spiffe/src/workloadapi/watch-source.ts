@@ -78,3 +78,59 @@ export function startWatch(params: StartWatchParams): Promise<void> {
     });
   });
 }
+
+/**
+ * The lifecycle shared by the sources: the client (and whether the source owns it), the signal that stops
+ * the watches, the update listeners and the closed flag.
+ *
+ * @internal
+ */
+export class SourceLifecycle<C extends { close(): void }> {
+  readonly client: C;
+  readonly #owned: boolean;
+  readonly #stop = new AbortController();
+  readonly #listeners = new Set<() => void>();
+  #closed = false;
+
+  constructor(client: C, owned: boolean) {
+    this.client = client;
+    this.#owned = owned;
+  }
+
+  /** Aborted by {@link close}; ends the watches. */
+  get stop(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Calls every listener; a failing listener stops neither the others nor the watch. */
+  notify(): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l();
+      } catch {
+        // Deliberately ignored: see above.
+      }
+    }
+  }
+
+  onUpdate(listener: () => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError('workloadapi: onUpdate expects a function');
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Stops the watches, drops the listeners and closes the client if the source created it. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    this.#listeners.clear();
+    if (this.#owned) this.client.close();
+  }
+}

@@ -8,7 +8,7 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { X509Svid, X509SvidSource } from '../svid/index.js';
 import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
-import { startWatch } from './watch-source.js';
+import { SourceLifecycle, startWatch } from './watch-source.js';
 import type { X509Context } from './x509-context.js';
 
 /** Options shared by the sources: which client to use, or how to make one. */
@@ -57,17 +57,12 @@ export function sourceClient(options: SourceClientOptions): { client: WorkloadAp
  * ```
  */
 export class X509Source implements X509SvidSource, X509BundleSource {
-  readonly #client: WorkloadApiClient;
-  readonly #owned: boolean;
+  readonly #life: SourceLifecycle<WorkloadApiClient>;
   readonly #picker: ((svids: readonly X509Svid[]) => X509Svid) | undefined;
-  readonly #stop = new AbortController();
-  readonly #listeners = new Set<() => void>();
   #context: X509Context | undefined;
-  #closed = false;
 
   private constructor(client: WorkloadApiClient, owned: boolean, picker: X509SourceOptions['picker']) {
-    this.#client = client;
-    this.#owned = owned;
+    this.#life = new SourceLifecycle(client, owned);
     this.#picker = picker;
   }
 
@@ -88,7 +83,7 @@ export class X509Source implements X509SvidSource, X509BundleSource {
     const source = new X509Source(client, owned, options.picker);
     try {
       await startWatch({
-        stop: source.#stop.signal,
+        stop: source.#life.stop,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         runs: [
           (stop, ready) =>
@@ -96,7 +91,7 @@ export class X509Source implements X509SvidSource, X509BundleSource {
               {
                 onX509ContextUpdate: (ctx) => {
                   source.#context = ctx;
-                  if (ready()) source.#notify();
+                  if (ready()) source.#life.notify();
                 },
               },
               { signal: stop },
@@ -110,18 +105,8 @@ export class X509Source implements X509SvidSource, X509BundleSource {
     return source;
   }
 
-  #notify(): void {
-    for (const l of [...this.#listeners]) {
-      try {
-        l();
-      } catch {
-        // A failing listener must not stop the others nor the watch.
-      }
-    }
-  }
-
   #current(): X509Context {
-    if (this.#closed || this.#context === undefined) {
+    if (this.#life.closed || this.#context === undefined) {
       throw new WorkloadApiError('ERR_SOURCE_CLOSED', 'x509source: source is closed');
     }
     return this.#context;
@@ -192,10 +177,7 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    * ```
    */
   onUpdate(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return this.#life.onUpdate(listener);
   }
 
   /**
@@ -207,11 +189,7 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    * ```
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop.abort();
-    this.#listeners.clear();
-    if (this.#owned) this.#client.close();
+    this.#life.close();
   }
 
   /** Closes the source (`await using`). */
