@@ -1,6 +1,7 @@
 /**
  * @tessera/spiffe: SPIFFE for Node.js. Import from the subpaths (`@tessera/spiffe/spiffeid`,
- * `/bundle`, `/svid`, `/workloadapi`, `/tls`, `/federation`, `/errors`); this root re-exports the errors.
+ * `/bundle`, `/svid`, `/workloadapi`, `/tls`, `/tls/undici`, `/tls/grpc`, `/errors`); this root re-exports
+ * the errors only, so that importing it never loads @grpc/grpc-js or undici.
  *
  * @module
  */
