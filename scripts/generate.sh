@@ -21,7 +21,7 @@ generate_all() {
   local root="$1"
   gen "$root/packages/spiffe/src/workloadapi/gen" spiffe/workload.proto
   # SPIRE server API, the Tessera sync extension and the Envoy SDS v3 subset, in one run so imports resolve
-  gen "$root/packages/common/src/api/gen" $(cd "$root/proto" && find spire tessera envoy -name '*.proto' 2>/dev/null | LC_ALL=C sort)
+  gen "$root/packages/common/src/api/gen" $(cd "$root/proto" && find spire tessera envoy google/rpc -name '*.proto' 2>/dev/null | LC_ALL=C sort)
   if [ -f "$root/scripts/generate-extra.sh" ]; then ROOT="$root" bash "$root/scripts/generate-extra.sh"; fi
 }
 

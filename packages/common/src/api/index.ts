@@ -4,12 +4,46 @@
  *
  * Generated message types are plain interfaces with a same-named codec object (`Entry.encode`, `Entry.decode`,
  * `Entry.fromPartial`); int64 fields are `bigint`. Services are grpc-js definitions (`EntryService`) with server
- * interfaces (`EntryServer`); build clients with {@link makeClient}. Anything not re-exported here can be
+ * interfaces (`EntryServer`); build clients with {@link makeClient}. `google.rpc.Status` is exported as
+ * `RpcStatus` (SPIRE's `spire.api.types.Status` keeps the name `Status`). Anything not re-exported here can be
  * imported from `@tessera/common/api/gen/<proto path without .proto>`.
  *
  * @module
  */
-
+export {
+  type AnyCodec,
+  anyCodec,
+  decodeAny,
+  encodeAny,
+  SECRET_ANY,
+  SECRET_TYPE_URL,
+  SPIFFE_CERT_VALIDATOR_CONFIG_ANY,
+  SPIFFE_CERT_VALIDATOR_NAME,
+  TYPE_URL_PREFIX,
+} from './any.js';
+export {
+  DataSource,
+  Node,
+} from './gen/envoy/config/core/v3/base.js';
+export { TypedExtensionConfig } from './gen/envoy/config/core/v3/extension.js';
+export {
+  CertificateValidationContext,
+  TlsCertificate,
+} from './gen/envoy/extensions/transport_sockets/tls/v3/common.js';
+export { Secret } from './gen/envoy/extensions/transport_sockets/tls/v3/secret.js';
+export {
+  SPIFFECertValidatorConfig,
+  SPIFFECertValidatorConfig_TrustDomain,
+} from './gen/envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config.js';
+export {
+  DiscoveryRequest,
+  DiscoveryResponse,
+} from './gen/envoy/service/discovery/v3/discovery.js';
+export type { SecretDiscoveryServiceServer } from './gen/envoy/service/secret/v3/sds.js';
+export { SecretDiscoveryServiceService } from './gen/envoy/service/secret/v3/sds.js';
+export { Any } from './gen/google/protobuf/any.js';
+export { Empty } from './gen/google/protobuf/empty.js';
+export { Status as RpcStatus } from './gen/google/rpc/status.js';
 export type { AgentServer } from './gen/spire/api/server/agent/v1/agent.js';
 export {
   AgentService,
