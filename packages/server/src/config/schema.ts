@@ -1,0 +1,243 @@
+/**
+ * The tessera-server configuration schema: every key, its type, default and description (docs/config/server.md
+ * is generated from it), plus the cross-field checks.
+ *
+ * @module
+ */
+import {
+  array,
+  boolean,
+  duration,
+  enumOf,
+  findPortConflicts,
+  healthChecksSchema,
+  host,
+  type Infer,
+  integer,
+  type ListenerSpec,
+  logFormatSchema,
+  logLevelSchema,
+  metricsSchema,
+  object,
+  path,
+  port,
+  record,
+  socketPath,
+  spiffeId,
+  string,
+  telemetrySchema,
+  trustDomain,
+  url,
+  variant,
+} from '@tessera/common/config';
+import { TrustDomain } from '@tessera/spiffe/spiffeid';
+import { parseConnectionString } from '../datastore/connection-string.js';
+
+/** Key types the CA and JWT authorities may use. */
+export const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048'] as const;
+/** A key type of the CA or JWT signing keys. */
+export type KeyType = (typeof KEY_TYPES)[number];
+
+const upstreamDisk = object({
+  certFilePath: path().describe("PEM certificate of the upstream CA that signs this server's CA"),
+  keyFilePath: path().describe('PEM private key (PKCS#8 or SEC1/PKCS#1) of the upstream CA'),
+  bundleFilePath: path()
+    .optional('(the upstream certificate is the root)')
+    .describe('PEM bundle of the upstream roots, when cert_file_path is itself an intermediate'),
+}).describe('Upstream CA read from files; the server CA becomes an intermediate under it');
+
+const x509pop = object({
+  caBundlePath: path()
+    .optional()
+    .describe('PEM file of CA certificates that agent certificates must chain to'),
+  caBundlePaths: array(path(), { minItems: 1 }).optional().describe('Several PEM files of CA certificates'),
+  agentPathTemplate: string()
+    .optional('(/x509pop/<sha1 fingerprint of the leaf>)')
+    .describe("Template of the agent ID path, as SPIRE's agent_path_template"),
+})
+  .check((v, r) => {
+    if (v.caBundlePath === undefined && v.caBundlePaths === undefined)
+      r.error('set ca_bundle_path or ca_bundle_paths');
+    if (v.caBundlePath !== undefined && v.caBundlePaths !== undefined) {
+      r.error('set either ca_bundle_path or ca_bundle_paths, not both', ['ca_bundle_paths']);
+    }
+  })
+  .optional('(disabled)')
+  .describe('x509pop node attestor: proof of possession of a key certified by a configured CA');
+
+const federatedTrustDomain = object({
+  bundleEndpointUrl: url({ schemes: ['https'] }).describe(
+    "HTTPS URL of the foreign trust domain's bundle endpoint",
+  ),
+  bundleEndpointProfile: variant({
+    https_web: object({}).describe('Endpoint authenticated with Web PKI (the system CA store)'),
+    https_spiffe: object({
+      endpointSpiffeId: spiffeId().describe('SPIFFE ID the bundle endpoint server must present'),
+    }).describe("Endpoint authenticated with SPIFFE (the foreign trust domain's bundle)"),
+  }).describe('How the bundle endpoint is authenticated: https_web or https_spiffe'),
+});
+
+/** The raw schema of the server configuration file (keys as written, defaults applied). */
+export const serverConfigSchema = object({
+  trustDomain: trustDomain().describe('Trust domain this server is the authority of (at most 255 bytes)'),
+  bindAddress: host().default('0.0.0.0').describe('Address of the agent API (gRPC over TLS)'),
+  bindPort: port().default(8081).describe('Port of the agent API'),
+  socketPath: socketPath()
+    .default('/tmp/tessera-server/private/api.sock')
+    .describe('Unix socket of the admin API (its directory is created with mode 0700)'),
+  dataDir: path().default('./.tessera/server').describe("Directory of the server's state (datastore, keys)"),
+  caTtl: duration({ min: '10s' }).defaultRaw('24h').describe('Lifetime of the X.509 CA and JWT signing keys'),
+  defaultX509SvidTtl: duration({ min: '1s' }).defaultRaw('1h').describe('Default lifetime of X509-SVIDs'),
+  defaultJwtSvidTtl: duration({ min: '1s' }).defaultRaw('5m').describe('Default lifetime of JWT-SVIDs'),
+  caKeyType: enumOf(KEY_TYPES).default('ec-p256').describe('Key type of the X.509 CA'),
+  jwtKeyType: enumOf(KEY_TYPES)
+    .optional('(same as ca_key_type)')
+    .describe('Key type of the JWT signing keys'),
+  jwtIssuer: string({ maxBytes: 2048 })
+    .optional('(no iss claim)')
+    .describe('Issuer (iss) written in JWT-SVIDs'),
+  caSubject: object({
+    country: array(string()).default(['US']).describe('Country (C) of the CA subject'),
+    organization: array(string()).default(['SPIFFE']).describe('Organization (O) of the CA subject'),
+    commonName: string().optional().describe('Common name (CN) of the CA subject'),
+  })
+    .defaultRaw({}, '(section with defaults)')
+    .describe('Subject of the CA certificate'),
+  logLevel: logLevelSchema(),
+  logFormat: logFormatSchema(),
+  healthChecks: healthChecksSchema(),
+  metrics: metricsSchema(),
+  telemetry: telemetrySchema(),
+  datastore: object({
+    connectionString: string()
+      .secret()
+      .optional('<data_dir>/datastore.sqlite3')
+      .describe(
+        'A file path or sqlite: URL (SQLite), postgres:// URL (PostgreSQL) or mysql:// URL (MySQL/MariaDB)',
+      ),
+  })
+    .check((v, r) => {
+      if (v.connectionString === undefined) return;
+      try {
+        parseConnectionString(v.connectionString);
+      } catch (err) {
+        r.error(err instanceof Error ? err.message : 'invalid connection string', ['connection_string']);
+      }
+    })
+    .defaultRaw({}, '(section with defaults)')
+    .describe('Where registration entries, nodes and bundles are stored'),
+  keyManager: object({
+    type: enumOf(['memory', 'disk'] as const)
+      .default('disk')
+      .describe('memory (keys lost on restart) or disk (file mode 0600, atomic writes)'),
+    keysPath: path().optional('<data_dir>/keys.json').describe('File of the disk key manager'),
+  })
+    .check((v, r) => {
+      if (v.type === 'memory' && v.keysPath !== undefined) {
+        r.error('keys_path is only used by the disk key manager', ['keys_path']);
+      }
+    })
+    .defaultRaw({}, '(section with defaults)')
+    .describe('Where the CA and JWT private keys are kept'),
+  upstreamAuthority: variant({ disk: upstreamDisk })
+    .optional('(self-signed root CA)')
+    .describe('Upstream authority that signs the server CA'),
+  nodeAttestors: object({
+    joinToken: object({}).optional('(disabled)').describe('join_token node attestor: single-use tokens'),
+    x509pop,
+  })
+    .check((v, r) => {
+      if (v.joinToken === undefined && v.x509pop === undefined) r.error('enable at least one node attestor');
+    })
+    .defaultRaw({ join_token: {} }, '{ join_token: {} }')
+    .describe('Node attestors agents may use'),
+  federation: object({
+    bundleEndpoint: object({
+      address: host().default('0.0.0.0').describe('Address of the bundle endpoint'),
+      port: port().default(8443).describe('Port of the bundle endpoint'),
+      refreshHint: duration({ min: '1s' })
+        .optional('(derived from the CA TTL)')
+        .describe('Refresh hint published in the bundle'),
+    })
+      .optional('(not served)')
+      .describe("Serves this trust domain's bundle to federated servers (https_spiffe)"),
+    federatesWith: record(federatedTrustDomain, {
+      keyType: 'trust domain',
+      checkKey: (k) => {
+        try {
+          TrustDomain.fromString(k);
+          return k.includes(':/') ? `must be a trust domain name, not ${JSON.stringify(k)}` : undefined;
+        } catch (err) {
+          return `is not a valid trust domain: ${err instanceof Error ? err.message : String(err)}`;
+        }
+      },
+    })
+      .optional('(none)')
+      .describe('Foreign trust domains whose bundles are fetched, keyed by trust domain name'),
+  })
+    .optional('(no federation)')
+    .describe('SPIFFE federation'),
+  rateLimit: object({
+    attestation: integer({ min: 0 })
+      .default(1)
+      .describe('Node attestations per second per caller address; 0 disables'),
+    signing: integer({ min: 0 })
+      .default(500)
+      .describe('SVIDs signed per second per caller (each SVID of a batch counts); 0 disables'),
+  })
+    .defaultRaw({}, '(section with defaults)')
+    .describe('Rate limits of the agent API'),
+  adminIds: array(spiffeId())
+    .optional('(none)')
+    .describe('SPIFFE IDs that may call admin RPCs over TCP (besides entries marked admin)'),
+  auditLogEnabled: boolean().default(true).describe('Log an audit line for every admin call'),
+}).check((v, r) => {
+  if (v.defaultX509SvidTtl.compare(v.caTtl) >= 0) {
+    r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultX509SvidTtl}"`, [
+      'default_x509_svid_ttl',
+    ]);
+  } else if (v.defaultX509SvidTtl.milliseconds * 6 > v.caTtl.milliseconds) {
+    r.warn(
+      `is longer than a sixth of ca_ttl (${v.caTtl}); SVIDs issued late in a CA's life will be shortened to fit`,
+      ['default_x509_svid_ttl'],
+    );
+  }
+  if (v.defaultJwtSvidTtl.compare(v.caTtl) >= 0) {
+    r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultJwtSvidTtl}"`, [
+      'default_jwt_svid_ttl',
+    ]);
+  }
+  if (v.metrics !== undefined && v.telemetry?.prometheus !== undefined) {
+    r.error('set either metrics or telemetry.prometheus, not both', ['telemetry']);
+  }
+  for (const td of v.federation?.federatesWith?.keys() ?? []) {
+    if (td === v.trustDomain.name) {
+      r.error("cannot federate with the server's own trust domain", ['federation', 'federates_with', td]);
+    }
+  }
+  const listeners: ListenerSpec[] = [{ path: 'bind_port', address: v.bindAddress, port: v.bindPort }];
+  if (v.healthChecks.listenerEnabled) {
+    listeners.push({
+      path: 'health_checks.bind_port',
+      address: v.healthChecks.bindAddress,
+      port: v.healthChecks.bindPort,
+    });
+  }
+  const prom =
+    v.metrics ??
+    (v.telemetry?.prometheus && {
+      bindAddress: v.telemetry.prometheus.host,
+      bindPort: v.telemetry.prometheus.port,
+    });
+  if (prom !== undefined)
+    listeners.push({ path: 'metrics.bind_port', address: prom.bindAddress, port: prom.bindPort });
+  const be = v.federation?.bundleEndpoint;
+  if (be !== undefined)
+    listeners.push({ path: 'federation.bundle_endpoint.port', address: be.address, port: be.port });
+  for (const [a, b] of findPortConflicts(listeners)) {
+    r.error(`port ${b.port} is also used by ${a.path}`, b.path.split('.'));
+  }
+});
+
+/** The validated file content, before defaults that depend on other keys are resolved. */
+export type ServerConfigFile = Infer<typeof serverConfigSchema>;
