@@ -126,7 +126,9 @@ function load(config: DiskUpstreamAuthorityConfig, now: Date): LoadedUpstream {
       throw upstreamFailed('upstream certificate does not chain to the upstream bundle');
     }
   }
-  return { signer, key, intermediates: path.slice(1), roots };
+  // Everything on the path that is not a root travels in SVID chains, the signing certificate included.
+  const intermediates = path.filter((c) => !roots.some((r) => r.raw.equals(c.raw)));
+  return { signer, key, intermediates, roots };
 }
 
 /**

@@ -140,7 +140,7 @@ export async function createDiskKeyManager(config: DiskKeyManagerConfig): Promis
 
   return {
     name: 'disk',
-    generateKey(id: string, type: KeyType): Promise<ManagedKey> {
+    async generateKey(id: string, type: KeyType): Promise<ManagedKey> {
       checkKeyId(id);
       const pair = generateKey(type);
       const key: ManagedKey = { id, type, privateKey: pair.privateKey, publicKey: pair.publicKey };
@@ -157,7 +157,7 @@ export async function createDiskKeyManager(config: DiskKeyManagerConfig): Promis
     async listKeys(): Promise<ManagedKey[]> {
       return [...keys.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     },
-    deleteKey(id: string): Promise<void> {
+    async deleteKey(id: string): Promise<void> {
       checkKeyId(id);
       return serialize(async () => {
         try {
