@@ -21,10 +21,7 @@ export {
   SPIFFE_CERT_VALIDATOR_NAME,
   TYPE_URL_PREFIX,
 } from './any.js';
-export {
-  DataSource,
-  Node,
-} from './gen/envoy/config/core/v3/base.js';
+export { BuildVersion, DataSource, Node } from './gen/envoy/config/core/v3/base.js';
 export { TypedExtensionConfig } from './gen/envoy/config/core/v3/extension.js';
 export {
   CertificateValidationContext,
@@ -41,6 +38,7 @@ export {
 } from './gen/envoy/service/discovery/v3/discovery.js';
 export type { SecretDiscoveryServiceServer } from './gen/envoy/service/secret/v3/sds.js';
 export { SecretDiscoveryServiceService } from './gen/envoy/service/secret/v3/sds.js';
+export { SemanticVersion } from './gen/envoy/type/v3/semantic_version.js';
 export { Any } from './gen/google/protobuf/any.js';
 export { Empty } from './gen/google/protobuf/empty.js';
 export { Status as RpcStatus } from './gen/google/rpc/status.js';

@@ -434,6 +434,28 @@ describe('Envoy SDS messages on the wire', () => {
     assert.equal(req.errorDetail?.message, 'bad cert');
   });
 
+  it('decodes the structured Envoy build version and node metadata the SDS server inspects', () => {
+    const bytes = protocEncode(
+      'envoy/service/discovery/v3/discovery.proto',
+      'envoy.service.discovery.v3.DiscoveryRequest',
+      `node { id: "n" user_agent_name: "envoy"
+         user_agent_build_version { version { major_number: 1 minor_number: 17 patch: 2 } }
+         metadata { fields { key: "disable_spiffe_cert_validation" value { bool_value: true } } } }`,
+    );
+    // Node.user_agent_build_version 8 { version 1 { major_number 1, minor_number 2, patch 3 } }
+    const hand = ld(2, cat(ld(1, 'n'), ld(6, 'envoy'), ld(8, ld(1, cat(vf(1, 1), vf(2, 17), vf(3, 2))))));
+    const viaHand = DiscoveryRequest.decode(hand);
+    assert.deepEqual(viaHand.node?.userAgentBuildVersion?.version, {
+      majorNumber: 1,
+      minorNumber: 17,
+      patch: 2,
+    });
+    const req = DiscoveryRequest.decode(bytes);
+    assert.deepEqual(req.node?.userAgentBuildVersion?.version, { majorNumber: 1, minorNumber: 17, patch: 2 });
+    assert.equal(req.node?.userAgentVersion, undefined);
+    assert.deepEqual(req.node?.metadata, { disable_spiffe_cert_validation: true });
+  });
+
   it('encodes a DiscoveryResponse with Envoy field numbers', () => {
     const secret: Secret = {
       name: 'default',

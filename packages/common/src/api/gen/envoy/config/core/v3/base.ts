@@ -8,6 +8,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Struct } from "../../../../google/protobuf/struct.js";
+import { SemanticVersion } from "../../../type/v3/semantic_version.js";
 
 export const protobufPackage = "envoy.config.core.v3";
 
@@ -35,8 +36,24 @@ export interface Node {
   userAgentVersion?:
     | string
     | undefined;
+  /**
+   * Structured version; Envoy sends this one (the SDS server uses it to decide whether Envoy has the SPIFFE
+   * certificate validator).
+   */
+  userAgentBuildVersion?:
+    | BuildVersion
+    | undefined;
   /** Client feature capabilities. */
   clientFeatures: string[];
+}
+
+/** The version of an xDS client build. */
+export interface BuildVersion {
+  version:
+    | SemanticVersion
+    | undefined;
+  /** Free-form build information. */
+  metadata: { [key: string]: any } | undefined;
 }
 
 /** Where some data comes from: a file or inline bytes or text. */
@@ -53,6 +70,7 @@ function createBaseNode(): Node {
     metadata: undefined,
     userAgentName: "",
     userAgentVersion: undefined,
+    userAgentBuildVersion: undefined,
     clientFeatures: [],
   };
 }
@@ -73,6 +91,9 @@ export const Node: MessageFns<Node> = {
     }
     if (message.userAgentVersion !== undefined) {
       writer.uint32(58).string(message.userAgentVersion);
+    }
+    if (message.userAgentBuildVersion !== undefined) {
+      BuildVersion.encode(message.userAgentBuildVersion, writer.uint32(66).fork()).join();
     }
     for (const v of message.clientFeatures) {
       writer.uint32(82).string(v!);
@@ -133,6 +154,14 @@ export const Node: MessageFns<Node> = {
             message.userAgentVersion = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.userAgentBuildVersion = BuildVersion.decode(reader, reader.uint32());
+            continue;
+          }
           case 10: {
             if (tag !== 82) {
               break;
@@ -168,6 +197,11 @@ export const Node: MessageFns<Node> = {
         : isSet(object.user_agent_version)
         ? globalThis.String(object.user_agent_version)
         : undefined,
+      userAgentBuildVersion: isSet(object.userAgentBuildVersion)
+        ? BuildVersion.fromJSON(object.userAgentBuildVersion)
+        : isSet(object.user_agent_build_version)
+        ? BuildVersion.fromJSON(object.user_agent_build_version)
+        : undefined,
       clientFeatures: globalThis.Array.isArray(object?.clientFeatures)
         ? object.clientFeatures.map((e: any) => globalThis.String(e))
         : globalThis.Array.isArray(object?.client_features)
@@ -193,6 +227,9 @@ export const Node: MessageFns<Node> = {
     if (message.userAgentVersion !== undefined) {
       obj.userAgentVersion = message.userAgentVersion;
     }
+    if (message.userAgentBuildVersion !== undefined) {
+      obj.userAgentBuildVersion = BuildVersion.toJSON(message.userAgentBuildVersion);
+    }
     if (message.clientFeatures?.length) {
       obj.clientFeatures = message.clientFeatures;
     }
@@ -209,7 +246,98 @@ export const Node: MessageFns<Node> = {
     message.metadata = object.metadata ?? undefined;
     message.userAgentName = object.userAgentName ?? "";
     message.userAgentVersion = object.userAgentVersion ?? undefined;
+    message.userAgentBuildVersion =
+      (object.userAgentBuildVersion !== undefined && object.userAgentBuildVersion !== null)
+        ? BuildVersion.fromPartial(object.userAgentBuildVersion)
+        : undefined;
     message.clientFeatures = object.clientFeatures?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBuildVersion(): BuildVersion {
+  return { version: undefined, metadata: undefined };
+}
+
+export const BuildVersion: MessageFns<BuildVersion> = {
+  encode(message: BuildVersion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== undefined) {
+      SemanticVersion.encode(message.version, writer.uint32(10).fork()).join();
+    }
+    if (message.metadata !== undefined) {
+      Struct.encode(Struct.wrap(message.metadata), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildVersion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildVersion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = SemanticVersion.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.metadata = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildVersion {
+    return {
+      version: isSet(object.version) ? SemanticVersion.fromJSON(object.version) : undefined,
+      metadata: isObject(object.metadata) ? object.metadata : undefined,
+    };
+  },
+
+  toJSON(message: BuildVersion): unknown {
+    const obj: any = {};
+    if (message.version !== undefined) {
+      obj.version = SemanticVersion.toJSON(message.version);
+    }
+    if (message.metadata !== undefined) {
+      obj.metadata = message.metadata;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildVersion>): BuildVersion {
+    return BuildVersion.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildVersion>): BuildVersion {
+    const message = createBaseBuildVersion();
+    message.version = (object.version !== undefined && object.version !== null)
+      ? SemanticVersion.fromPartial(object.version)
+      : undefined;
+    message.metadata = object.metadata ?? undefined;
     return message;
   },
 };
