@@ -37,7 +37,9 @@ export type SpiffeErrorCode =
   | 'ERR_CA_INVALID'
   | 'ERR_CA_PRECONDITION'
   | 'ERR_CA_UPSTREAM_FAILED'
-  | 'ERR_KEYMANAGER_FAILED';
+  | 'ERR_KEYMANAGER_FAILED'
+  | 'ERR_NODE_ATTESTATION_INVALID'
+  | 'ERR_NODE_ATTESTATION_FAILED';
 
 /** Base class of every error the library raises for bad input. */
 export class SpiffeError extends Error {
