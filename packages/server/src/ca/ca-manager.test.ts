@@ -469,7 +469,30 @@ describe('CA issuance', () => {
       name: 'bytes that are no public key',
       req: () => ({ spiffeId: 'spiffe://example.org/a', publicKey: new Uint8Array([48, 0]), ttlSeconds: 60 }),
       code: 'ERR_CA_INVALID',
-      message: /not a subject public key info/,
+      message: /^ca: public key is not a supported subject public key info$/,
+    },
+    {
+      name: 'RSA-1024 key bytes',
+      req: () => ({
+        spiffeId: 'spiffe://example.org/a',
+        publicKey: generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({
+          type: 'spki',
+          format: 'der',
+        }),
+        ttlSeconds: 60,
+      }),
+      code: 'ERR_CA_INVALID',
+      message: /^ca: public key is not a supported subject public key info$/,
+    },
+    {
+      name: 'P-256 key bytes with a truncated point',
+      req: () => ({
+        spiffeId: 'spiffe://example.org/a',
+        publicKey: Buffer.from(p256Public().export({ type: 'spki', format: 'der' })).subarray(0, 90),
+        ttlSeconds: 60,
+      }),
+      code: 'ERR_CA_INVALID',
+      message: /^ca: public key is not a supported subject public key info$/,
     },
     {
       name: 'a bad DNS name',

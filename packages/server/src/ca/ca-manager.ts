@@ -26,6 +26,8 @@ import {
   createIssuerContext,
   DerReader,
   type DistinguishedName,
+  decodeBitString,
+  decodeOid,
   type IssuerContext,
   type KeyType,
   keyIdentifier,
@@ -278,6 +280,44 @@ function serialOf(leafDer: Buffer): string {
   tbs.readOptional(0xa0, 'version');
   const serial = tbs.read(Tag.integer, 'serialNumber').content;
   return BigInt(`0x${serial.toString('hex')}`).toString();
+}
+
+const EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+const EC_POINT_LENGTH: Readonly<Record<string, number>> = { '1.2.840.10045.3.1.7': 65, '1.3.132.0.34': 97 };
+const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+const ED25519 = '1.3.101.112';
+
+/**
+ * Tells whether SubjectPublicKeyInfo DER holds a key type Tessera issues for (P-256, P-384, RSA ≥ 2048, Ed25519),
+ * by reading the DER only: much cheaper than building a KeyObject on the issuance hot path.
+ */
+function spkiSupported(der: Buffer): boolean {
+  try {
+    const spki = new DerReader(readOne(der, Tag.sequence, 'spki').content);
+    const alg = new DerReader(spki.read(Tag.sequence, 'algorithm').content);
+    const algOid = decodeOid(alg.read(Tag.oid, 'algorithm').content);
+    const { bytes, unusedBits } = decodeBitString(spki.read(Tag.bitString, 'subjectPublicKey').content);
+    spki.end('spki');
+    if (unusedBits !== 0) return false;
+    if (algOid === EC_PUBLIC_KEY) {
+      const curve = decodeOid(alg.read(Tag.oid, 'namedCurve').content);
+      alg.end('algorithm');
+      return bytes.length === EC_POINT_LENGTH[curve] && bytes[0] === 0x04;
+    }
+    if (algOid === ED25519) {
+      alg.end('algorithm');
+      return bytes.length === 32;
+    }
+    if (algOid === RSA_ENCRYPTION) {
+      const rsa = new DerReader(readOne(bytes, Tag.sequence, 'rsa key').content);
+      const n = rsa.read(Tag.integer, 'modulus').content;
+      const bits = (n.length - (n[0] === 0 ? 1 : 0)) * 8;
+      return bits >= 2048;
+    }
+    return false;
+  } catch {
+    return false;
+  }
 }
 
 interface ActiveX509 {
@@ -830,16 +870,20 @@ class CaManagerImpl implements CaManager {
     if (!active) throw precondition('no active x509 authority');
     const id = this.#checkId(request.spiffeId);
     this.#checkTtl(request.ttlSeconds);
-    let publicKey: KeyObject;
+    let spki: Buffer;
     if (request.publicKey instanceof Uint8Array) {
-      try {
-        publicKey = createPublicKey({ key: Buffer.from(request.publicKey), format: 'der', type: 'spki' });
-      } catch {
-        throw caInvalid('public key is not a subject public key info');
+      spki = Buffer.from(
+        request.publicKey.buffer,
+        request.publicKey.byteOffset,
+        request.publicKey.byteLength,
+      );
+      if (!spkiSupported(spki)) throw caInvalid('public key is not a supported subject public key info');
+    } else {
+      const key = request.publicKey;
+      if (key.type !== 'public' || keyTypeOf(key) === undefined) {
+        throw caInvalid(`unsupported public key type "${String(key.asymmetricKeyType)}"`);
       }
-    } else publicKey = request.publicKey;
-    if (publicKey.type !== 'public' || keyTypeOf(publicKey) === undefined) {
-      throw caInvalid(`unsupported public key type "${String(publicKey.asymmetricKeyType)}"`);
+      spki = spkiDer(key);
     }
     const nowMs = this.#clock.now().getTime();
     const notAfterMs = Math.min(nowMs + request.ttlSeconds * 1000, active.notAfterMs);
@@ -849,12 +893,12 @@ class CaManagerImpl implements CaManager {
     const dnsNames = request.dnsNames ?? [];
     let leaf: Buffer;
     if (dnsNames.length === 0) {
-      leaf = buildLeafSvid(id.toString(), spkiDer(publicKey), notBefore, notAfter, active.ctx);
+      leaf = buildLeafSvid(id.toString(), spki, notBefore, notAfter, active.ctx);
     } else {
       for (const d of dnsNames) checkDnsName(d);
       leaf = buildCertificate(
         {
-          publicKey,
+          publicKey: createPublicKey({ key: spki, format: 'der', type: 'spki' }),
           subject: { commonName: dnsNames[0] as string },
           notBefore,
           notAfter,
