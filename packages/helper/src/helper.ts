@@ -480,5 +480,10 @@ export class Helper {
       });
     });
     this.#health = server;
+    const a = server.address();
+    this.#log.info('Health listener started', {
+      address: typeof a === 'object' && a ? a.address : hc.bindAddress,
+      port: typeof a === 'object' && a ? a.port : hc.bindPort,
+    });
   }
 }
