@@ -39,7 +39,8 @@ export type SpiffeErrorCode =
   | 'ERR_CA_UPSTREAM_FAILED'
   | 'ERR_KEYMANAGER_FAILED'
   | 'ERR_NODE_ATTESTATION_INVALID'
-  | 'ERR_NODE_ATTESTATION_FAILED';
+  | 'ERR_NODE_ATTESTATION_FAILED'
+  | 'ERR_CLI_USAGE';
 
 /** Base class of every error the library raises for bad input. */
 export class SpiffeError extends Error {
