@@ -56,8 +56,7 @@ export function parseConfigText(text: string, opts: ParseConfigTextOptions = {})
   for (const e of [...doc.errors, ...doc.warnings]) {
     const { line, col } = lineCounter.linePos(e.pos[0]);
     let message = e.message.length > 0 ? e.message[0]?.toLowerCase() + e.message.slice(1) : 'syntax error';
-    if (e.code === 'DUPLICATE_KEY')
-      message = `duplicate key ${JSON.stringify(text.slice(e.pos[0], e.pos[1]))}`;
+    if (e.code === 'DUPLICATE_KEY') message = `duplicate key ${JSON.stringify(keyAt(text, e.pos[0]))}`;
     if (e.code === 'MULTIPLE_DOCS') message = 'contains several documents; a configuration is one document';
     issues.push({
       path: '',
@@ -77,6 +76,14 @@ export function parseConfigText(text: string, opts: ParseConfigTextOptions = {})
     );
   }
   return value ?? {};
+}
+
+/** The key text starting at `offset` (plain, or quoted with `"`/`'`), for duplicate-key messages. */
+function keyAt(text: string, offset: number): string {
+  const rest = text.slice(offset, offset + 256);
+  const quoted = /^"((?:[^"\\\n]|\\.)*)"|^'((?:[^'\n]|'')*)'/.exec(rest);
+  if (quoted !== null) return quoted[1] ?? (quoted[2] as string).replaceAll("''", "'");
+  return (/^[^:\n,}\]]*/.exec(rest)?.[0] ?? '').trim();
 }
 
 /**
