@@ -25,12 +25,16 @@ export function describeConfigSchema(schema: AnySchema, prefix = ''): ConfigDocR
   const rows: ConfigDocRow[] = [];
   const ch = schema.info.children;
   if (ch === undefined) return rows;
-  const visit = (f: SchemaField, key: string): void => {
+  const visit = (f: SchemaField, key: string, option: boolean): void => {
     const info = f.schema.info;
     rows.push({
       key,
       type: info.children?.kind === 'object' ? 'section' : info.type,
-      default: info.required ? '(required)' : (info.defaultText ?? '(none)'),
+      default: option
+        ? '(one of the options)'
+        : info.required
+          ? '(required)'
+          : (info.defaultText ?? '(none)'),
       description: info.description ?? '',
     });
     rows.push(...describeConfigSchema(f.schema, key));
@@ -39,7 +43,8 @@ export function describeConfigSchema(schema: AnySchema, prefix = ''): ConfigDocR
   switch (ch.kind) {
     case 'object':
     case 'variant':
-      for (const f of ch.kind === 'object' ? ch.fields : ch.options) visit(f, join(f.key));
+      for (const f of ch.kind === 'object' ? ch.fields : ch.options)
+        visit(f, join(f.key), ch.kind === 'variant');
       break;
     case 'list':
       rows.push(...describeConfigSchema(ch.item, `${prefix}[]`));
