@@ -273,7 +273,7 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
     const responder = new ResponderBuilder()
       .withStart((next) => next(listener))
       .withSendStatus((st: PartialStatusObject, next: (s: PartialStatusObject) => void) => {
-        if (audit !== undefined && access === 'admin') {
+        if (audit !== undefined && (access === 'admin' || caller?.kind === 'admin')) {
           audit.info(
             {
               audit: true,

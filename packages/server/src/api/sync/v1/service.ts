@@ -1,0 +1,56 @@
+/**
+ * The Tessera Sync service (`tessera.api.server.sync.v1.Sync`): WatchAuthorizedEntries pushes a new revision
+ * whenever the calling agent's authorized entries changed, so the agent calls Entry/GetAuthorizedEntries at
+ * once instead of polling.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { SyncServer, WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse } from '@tessera/common/api';
+import { agentOf, type ApiContext } from '../../context.js';
+
+/** A digest of an agent's authorized entries (IDs and revisions). */
+export function authorizedDigest(ctx: ApiContext, agentId: string): string {
+  const h = createHash('sha256');
+  const entries = ctx.index.authorizedEntries(agentId).map((e) => `${e.id}\u0000${e.revision}`).sort();
+  for (const e of entries) h.update(e).update('\u0001');
+  const node = ctx.index.node(agentId);
+  h.update(node?.banned ? 'banned' : 'ok');
+  return h.digest('hex');
+}
+
+/** Creates the Sync service implementation. */
+export function createSyncService(ctx: ApiContext): SyncServer {
+  return {
+    watchAuthorizedEntries(call: ServerWritableStream<WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse>) {
+      let agentId: string;
+      try {
+        agentId = agentOf(ctx, call);
+      } catch (err) {
+        call.emit('error', err);
+        return;
+      }
+      let revision = 1n;
+      let digest = authorizedDigest(ctx, agentId);
+      call.write({ revision });
+      const unsubscribe = ctx.index.onChange(() => {
+        const node = ctx.index.node(agentId);
+        if (node === undefined || node.banned) {
+          unsubscribe();
+          call.emit('error', Object.assign(new Error('agent is no longer attested'), { code: 7, details: 'agent is no longer attested' }));
+          return;
+        }
+        const next = authorizedDigest(ctx, agentId);
+        if (next === digest) return;
+        digest = next;
+        revision += 1n;
+        call.write({ revision });
+      });
+      const stop = () => unsubscribe();
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+    },
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * The composition root of tessera-server: datastore, key manager, CA, entry index, node attestors, API
+ * services behind the auth interceptor, listeners, health and metrics.
+ *
+ * @module
+ */
+import { X509Certificate } from 'node:crypto';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { Server as GrpcServer } from '@grpc/grpc-js';
+import {
+  AgentService,
+  BundleService,
+  EntryService,
+  LocalAuthorityService,
+  SVIDService,
+  SyncService,
+  TrustDomainService,
+} from '@tessera/common/api';
+import { createLogger, type TesseraLogger } from '@tessera/common/log';
+import { decodePemCertificates } from './internal-pem.js';
+import { createAgentService } from './api/agent/v1/service.js';
+import { createBundleService } from './api/bundle/v1/service.js';
+import type { ApiContext } from './api/context.js';
+import { createEntryService } from './api/entry/v1/service.js';
+import { createLocalAuthorityService } from './api/localauthority/v1/service.js';
+import { Authenticator, ConnectionRegistry, createAuthInterceptor } from './api/middleware/auth.js';
+import { RateLimiter } from './api/middleware/rate-limit.js';
+import { createSvidService } from './api/svid/v1/service.js';
+import { createSyncService } from './api/sync/v1/service.js';
+import { createTrustDomainService } from './api/trustdomain/v1/service.js';
+import { EntryIndex } from './cache/entry-index.js';
+import { type CaManager, createCaManager } from './ca/ca-manager.js';
+import { createDiskUpstreamAuthority } from './ca/upstream-disk.js';
+import { redactServerConfig, type ServerConfig } from './config/load.js';
+import type { Datastore } from './datastore/datastore.js';
+import { openDatastore } from './datastore/sql/open.js';
+import { type Endpoints, startEndpoints, startHealthServer } from './endpoints/endpoints.js';
+import { createDiskKeyManager } from './keymanager/disk.js';
+import { createMemoryKeyManager } from './keymanager/memory.js';
+import { createJoinTokenAttestor } from './plugin/nodeattestor/join-token/join-token.js';
+import type { NodeAttestor } from './plugin/nodeattestor/node-attestor.js';
+import { createX509PopAttestor } from './plugin/nodeattestor/x509pop/x509pop.js';
+
+/** Options of {@link startServer}. */
+export interface StartServerOptions {
+  readonly config: ServerConfig;
+  /** Default: pino on stdout at the configured level and format. */
+  readonly logger?: TesseraLogger;
+  /** Clock (tests). */
+  readonly now?: () => Date;
+  /** Overrides of the agent API port (tests use 0). */
+  readonly bindPort?: number;
+}
+
+/** A running server. */
+export interface TesseraServer {
+  /** The agent API's bound port. */
+  readonly tcpPort: number;
+  /** The health listener's port, when enabled. */
+  readonly healthPort: number | undefined;
+  /** The metrics listener's port, when enabled. */
+  readonly metricsPort: number | undefined;
+  readonly datastore: Datastore;
+  readonly ca: CaManager;
+  readonly index: EntryIndex;
+  readonly endpoints: Endpoints;
+  /** Whether the server is ready (serving and its index is current). */
+  ready(): boolean;
+  /** Stops listening, drains calls and closes everything. */
+  close(): Promise<void>;
+}
+
+const SERVER_SVID_TTL = 3600;
+
+/**
+ * Starts tessera-server from a validated configuration.
+ *
+ * @throws {SpiffeError} when the datastore, keys, CA or listeners cannot be set up
+ * @example
+ * ```ts
+ * const { config } = await loadServerConfig({ configPath: 'server.yaml' });
+ * const server = await startServer({ config });
+ * process.once('SIGTERM', () => void server.close());
+ * ```
+ */
+export async function startServer(opts: StartServerOptions): Promise<TesseraServer> {
+  const { config } = opts;
+  const now = opts.now ?? (() => new Date());
+  const log = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-server' } });
+  log.info({ config: redactServerConfig(config) }, 'Configured');
+
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
+  const cleanups: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c().catch((err: unknown) => log.error({ err }, 'Shutdown step failed'));
+  };
+  try {
+    const datastore = await openDatastore(config.datastore.connectionString, { now: () => now().getTime() });
+    cleanups.push(() => datastore.close());
+    const keyManager =
+      config.keyManager.type === 'memory'
+        ? createMemoryKeyManager()
+        : await createDiskKeyManager({ directory: config.keyManager.keysPath });
+    const upstream = config.upstreamAuthority?.config;
+    const caLog = log.child({ subsystem: 'ca' });
+    const ca = await createCaManager({
+      trustDomain: config.trustDomain,
+      keyManager,
+      datastore,
+      clock: { now },
+      caTtlSeconds: config.caTtl.seconds,
+      caKeyType: config.caKeyType,
+      jwtKeyType: config.jwtKeyType,
+      caSubject: {
+        country: config.caSubject.country[0] ?? 'US',
+        organization: config.caSubject.organization[0] ?? 'SPIFFE',
+        ...(config.caSubject.commonName === undefined ? {} : { commonName: config.caSubject.commonName }),
+      },
+      ...(config.jwtIssuer === undefined ? {} : { jwtIssuer: config.jwtIssuer }),
+      ...(upstream === undefined
+        ? {}
+        : {
+            upstreamAuthority: await createDiskUpstreamAuthority({
+              trustDomain: config.trustDomain,
+              certFilePath: upstream.certFilePath,
+              keyFilePath: upstream.keyFilePath,
+              ...(upstream.bundleFilePath === undefined ? {} : { bundleFilePath: upstream.bundleFilePath }),
+            }),
+          }),
+      logger: caLog,
+    });
+    ca.start();
+    cleanups.push(() => ca.close());
+
+    const index = await EntryIndex.create({ datastore, trustDomain: config.trustDomain, now, logger: log.child({ subsystem: 'cache' }) });
+    index.start();
+    cleanups.push(() => index.close());
+
+    const attestors = new Map<string, NodeAttestor>();
+    if (config.nodeAttestors.joinToken !== undefined) {
+      const a = createJoinTokenAttestor({ trustDomain: config.trustDomain, datastore, now });
+      attestors.set(a.type, a);
+    }
+    const pop = config.nodeAttestors.x509pop;
+    if (pop !== undefined) {
+      const paths = pop.caBundlePaths ?? (pop.caBundlePath === undefined ? [] : [pop.caBundlePath]);
+      const certs: X509Certificate[] = [];
+      for (const p of paths) certs.push(...decodePemCertificates(await readFile(p, 'utf8'), p));
+      const a = createX509PopAttestor({ trustDomain: config.trustDomain, caCertificates: certs, now });
+      attestors.set(a.type, a);
+    }
+
+    const registry = new ConnectionRegistry();
+    const authenticator = new Authenticator({
+      registry,
+      index,
+      trustDomain: config.trustDomain,
+      bundle: () => ca.bundle(),
+      adminIds: (config.adminIds ?? []).map((id) => id.toString()),
+      now,
+    });
+    const apiLog = log.child({ subsystem: 'api' });
+    const ctx: ApiContext = {
+      trustDomain: config.trustDomain,
+      datastore,
+      ca,
+      index,
+      authenticator,
+      attestors,
+      now,
+      defaultX509SvidTtl: config.defaultX509SvidTtl.seconds,
+      defaultJwtSvidTtl: config.defaultJwtSvidTtl.seconds,
+      signingLimiter: new RateLimiter({ perSecond: config.rateLimit.signing }),
+      log: apiLog,
+    };
+    const grpcServer = new GrpcServer({
+      interceptors: [
+        createAuthInterceptor({
+          authenticator,
+          attestationLimiter: new RateLimiter({ perSecond: config.rateLimit.attestation }),
+          ...(config.auditLogEnabled ? { audit: log.child({ subsystem: 'audit' }) } : {}),
+        }),
+      ],
+    });
+    grpcServer.addService(EntryService, createEntryService(ctx));
+    grpcServer.addService(AgentService, createAgentService(ctx));
+    grpcServer.addService(BundleService, createBundleService(ctx));
+    grpcServer.addService(SVIDService, createSvidService(ctx));
+    grpcServer.addService(TrustDomainService, createTrustDomainService(ctx));
+    grpcServer.addService(LocalAuthorityService, createLocalAuthorityService(ctx));
+    grpcServer.addService(SyncService, createSyncService(ctx));
+
+    const endpoints = await startEndpoints({
+      grpcServer,
+      registry,
+      ca,
+      socketPath: config.socketPath,
+      bindAddress: config.bindAddress,
+      bindPort: opts.bindPort ?? config.bindPort,
+      serverSvidTtl: Math.min(SERVER_SVID_TTL, config.defaultX509SvidTtl.seconds),
+      now,
+      logger: log.child({ subsystem: 'endpoints' }),
+    });
+    cleanups.push(async () => {
+      await endpoints.close();
+      grpcServer.forceShutdown();
+    });
+
+    let closing = false;
+    const ready = () => !closing;
+    let healthPort: number | undefined;
+    let metricsPort: number | undefined;
+    const metricsText = () =>
+      [
+        '# TYPE tessera_server_entries gauge',
+        `tessera_server_entries ${index.entryCount}`,
+        '# TYPE tessera_server_event_sequence gauge',
+        `tessera_server_event_sequence ${index.sequence}`,
+        '# TYPE tessera_server_connections gauge',
+        `tessera_server_connections ${registry.size}`,
+        '',
+      ].join('\n');
+    if (config.healthChecks.listenerEnabled) {
+      const h = await startHealthServer({
+        bindAddress: config.healthChecks.bindAddress,
+        bindPort: config.healthChecks.bindPort,
+        livePath: config.healthChecks.livePath,
+        readyPath: config.healthChecks.readyPath,
+        ready,
+      });
+      healthPort = h.port;
+      cleanups.push(() => h.close());
+    }
+    if (config.metrics !== undefined) {
+      const m = await startHealthServer({ bindAddress: config.metrics.bindAddress, bindPort: config.metrics.bindPort, ready, metrics: metricsText });
+      metricsPort = m.port;
+      cleanups.push(() => m.close());
+    }
+    log.info({ trust_domain: config.trustDomain.name, port: endpoints.tcpPort }, 'Server started');
+    return {
+      tcpPort: endpoints.tcpPort,
+      healthPort,
+      metricsPort,
+      datastore,
+      ca,
+      index,
+      endpoints,
+      ready,
+      async close() {
+        if (closing) return;
+        closing = true;
+        await closeAll();
+        log.info({}, 'Server stopped');
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
