@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "tessera_peercred",
+      "sources": ["peercred.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-O2"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
+    }
+  ]
+}

@@ -1,0 +1,11 @@
+/**
+ * The `docker` (cgroup) workload attestor.
+ *
+ * @module
+ */
+export {
+  type CgroupContainerInfo,
+  createDockerAttestor,
+  type DockerAttestorConfig,
+  parseCgroupContainerInfo,
+} from './docker.js';
