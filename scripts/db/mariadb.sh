@@ -5,7 +5,7 @@
 #   scripts/db/mariadb.sh stop DIR         stops the server started in DIR
 #   scripts/db/mariadb.sh available        exits 0 when the binaries are installed
 # The server's root account is reachable only through the Unix socket inside DIR; the printed URL uses a
-# "tessera" account limited to 127.0.0.1 and the "tessera" database.
+# "tessera" account limited to 127.0.0.1 (allowed to create databases, so tests can use one per case).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -53,7 +53,7 @@ case "$cmd" in
     mariadb --no-defaults -S "$sock" -u root <<SQL
 CREATE DATABASE tessera CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 CREATE USER 'tessera'@'127.0.0.1' IDENTIFIED BY 'tessera';
-GRANT ALL PRIVILEGES ON tessera.* TO 'tessera'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO 'tessera'@'127.0.0.1';
 SQL
     echo "mysql://tessera:tessera@127.0.0.1:$port/tessera"
     ;;

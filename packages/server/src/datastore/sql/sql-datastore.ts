@@ -70,6 +70,8 @@ type NodeRow = Selectable<AttestedNodesTable>;
 /** Rows per multi-row INSERT (well under every engine's bound-parameter limit). */
 const CHUNK = 500;
 const DEFAULT_INDEX_BATCH = 5_000;
+/** Operation names (first word) that only read. */
+const READ_OP = /^(fetch|list|count|get|read) /;
 
 function num(v: number | string | bigint): number {
   return typeof v === 'number' ? v : Number(v);
@@ -394,7 +396,8 @@ export class SqlDatastore implements Datastore {
     if (this.#closed)
       throw new DatastoreError('ERR_DATASTORE_FAILED', `datastore: ${op} failed: datastore is closed`);
     try {
-      return await fn();
+      // Writes of this process to one SQLite file are queued (see EngineAdapter.exclusive); reads are not.
+      return READ_OP.test(op) ? await fn() : await this.#adapter.exclusive(fn);
     } catch (err) {
       if (err instanceof SpiffeError || err instanceof TypeError || err instanceof RangeError) throw err;
       if (this.#adapter.isUniqueViolation(err)) {
@@ -484,11 +487,11 @@ export class SqlDatastore implements Datastore {
 
   // ---- entries ----------------------------------------------------------------------------------------
 
-  createEntry(entry: NewRegistrationEntry): Promise<RegistrationEntry> {
+  async createEntry(entry: NewRegistrationEntry): Promise<RegistrationEntry> {
     return this.createEntries([entry]).then((r) => r[0] as RegistrationEntry);
   }
 
-  createEntries(entries: readonly NewRegistrationEntry[]): Promise<RegistrationEntry[]> {
+  async createEntries(entries: readonly NewRegistrationEntry[]): Promise<RegistrationEntry[]> {
     if (!Array.isArray(entries as unknown)) throw new TypeError('datastore: entries must be an array');
     for (const e of entries) checkEntry(e);
     return this.#op(
@@ -556,14 +559,14 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  fetchEntry(id: string): Promise<RegistrationEntry | undefined> {
+  async fetchEntry(id: string): Promise<RegistrationEntry | undefined> {
     return this.#op('fetch entry', 'conflict', async () => {
       const r = await this.#db.selectFrom('entries').selectAll().where('id', '=', id).executeTakeFirst();
       return r === undefined ? undefined : toEntry(r);
     });
   }
 
-  listEntries(req: ListEntriesRequest = {}): Promise<Page<RegistrationEntry>> {
+  async listEntries(req: ListEntriesRequest = {}): Promise<Page<RegistrationEntry>> {
     const p = checkPagination(req.pagination);
     const where = entryFilter(req);
     return this.#op('list entries', 'conflict', async () => {
@@ -574,7 +577,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  countEntries(req: Omit<ListEntriesRequest, 'pagination'> = {}): Promise<number> {
+  async countEntries(req: Omit<ListEntriesRequest, 'pagination'> = {}): Promise<number> {
     const where = entryFilter(req);
     return this.#op('count entries', 'conflict', async () => {
       const r = await this.#db
@@ -586,7 +589,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  updateEntry(entry: RegistrationEntry, mask: EntryMask): Promise<RegistrationEntry> {
+  async updateEntry(entry: RegistrationEntry, mask: EntryMask): Promise<RegistrationEntry> {
     if (typeof entry !== 'object' || entry === null)
       throw new TypeError('datastore: entry must be an object');
     if (typeof mask !== 'object' || mask === null) throw new TypeError('datastore: mask must be an object');
@@ -652,7 +655,7 @@ export class SqlDatastore implements Datastore {
     }
   }
 
-  deleteEntry(id: string): Promise<RegistrationEntry> {
+  async deleteEntry(id: string): Promise<RegistrationEntry> {
     return this.#op('delete entry', 'conflict', async () =>
       this.#tx(async (conn) => {
         await this.#lockWrites(conn);
@@ -674,7 +677,7 @@ export class SqlDatastore implements Datastore {
     }
   }
 
-  pruneEntries(before: Date): Promise<number> {
+  async pruneEntries(before: Date): Promise<number> {
     checkBefore('before', before);
     return this.#op('prune entries', 'conflict', async () =>
       this.#tx(async (conn) => {
@@ -752,7 +755,7 @@ export class SqlDatastore implements Datastore {
     }
   }
 
-  createAttestedNode(node: NewAttestedNode): Promise<AttestedNode> {
+  async createAttestedNode(node: NewAttestedNode): Promise<AttestedNode> {
     checkNode(node);
     if (node.selectors !== undefined) checkSelectors('node selectors', node.selectors, false);
     return this.#op(
@@ -776,7 +779,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  fetchAttestedNode(spiffeId: string): Promise<AttestedNode | undefined> {
+  async fetchAttestedNode(spiffeId: string): Promise<AttestedNode | undefined> {
     return this.#op('fetch attested node', 'conflict', async () => {
       const row = await this.#db
         .selectFrom('attested_nodes')
@@ -788,7 +791,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  listAttestedNodes(req: ListAttestedNodesRequest = {}): Promise<Page<AttestedNode>> {
+  async listAttestedNodes(req: ListAttestedNodesRequest = {}): Promise<Page<AttestedNode>> {
     const p = checkPagination(req.pagination);
     const where = nodeFilter(req);
     return this.#op('list attested nodes', 'conflict', async () => {
@@ -808,7 +811,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  countAttestedNodes(req: Omit<ListAttestedNodesRequest, 'pagination'> = {}): Promise<number> {
+  async countAttestedNodes(req: Omit<ListAttestedNodesRequest, 'pagination'> = {}): Promise<number> {
     const where = nodeFilter(req);
     return this.#op('count attested nodes', 'conflict', async () => {
       const r = await this.#db
@@ -820,7 +823,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  updateAttestedNode(node: AttestedNode, mask: AttestedNodeMask): Promise<AttestedNode> {
+  async updateAttestedNode(node: AttestedNode, mask: AttestedNodeMask): Promise<AttestedNode> {
     if (typeof node !== 'object' || node === null) throw new TypeError('datastore: node must be an object');
     if (typeof mask !== 'object' || mask === null) throw new TypeError('datastore: mask must be an object');
     checkKey('node spiffeId', node.spiffeId, 2048);
@@ -856,7 +859,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  deleteAttestedNode(spiffeId: string): Promise<AttestedNode> {
+  async deleteAttestedNode(spiffeId: string): Promise<AttestedNode> {
     return this.#op('delete attested node', 'conflict', async () =>
       this.#tx(async (conn) => {
         await this.#lockWrites(conn);
@@ -875,7 +878,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  pruneAttestedNodes(before: Date): Promise<number> {
+  async pruneAttestedNodes(before: Date): Promise<number> {
     checkBefore('before', before);
     return this.#op('prune attested nodes', 'conflict', async () =>
       this.#tx(async (conn) => {
@@ -913,7 +916,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  setNodeSelectors(spiffeId: string, selectors: readonly Selector[]): Promise<void> {
+  async setNodeSelectors(spiffeId: string, selectors: readonly Selector[]): Promise<void> {
     checkKey('node spiffeId', spiffeId, 2048);
     checkSelectors('node selectors', selectors, false);
     return this.#op('set node selectors', 'conflict', async () =>
@@ -925,7 +928,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  getNodeSelectors(spiffeId: string): Promise<Selector[]> {
+  async getNodeSelectors(spiffeId: string): Promise<Selector[]> {
     return this.#op(
       'get node selectors',
       'conflict',
@@ -935,7 +938,7 @@ export class SqlDatastore implements Datastore {
 
   // ---- join tokens ------------------------------------------------------------------------------------
 
-  createJoinToken(token: JoinToken): Promise<void> {
+  async createJoinToken(token: JoinToken): Promise<void> {
     if (typeof token !== 'object' || token === null)
       throw new TypeError('datastore: token must be an object');
     checkJoinToken(token.token, token.expiresAt);
@@ -947,7 +950,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  fetchJoinToken(token: string): Promise<JoinToken | undefined> {
+  async fetchJoinToken(token: string): Promise<JoinToken | undefined> {
     checkJoinToken(token);
     return this.#op('fetch join token', 'conflict', async () => {
       const r = await this.#db
@@ -959,7 +962,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  consumeJoinToken(token: string, now: Date): Promise<JoinToken | undefined> {
+  async consumeJoinToken(token: string, now: Date): Promise<JoinToken | undefined> {
     checkJoinToken(token);
     checkBefore('now', now);
     return this.#op('consume join token', 'conflict', async () => {
@@ -967,7 +970,9 @@ export class SqlDatastore implements Datastore {
       // concurrent DELETE see the row; every other one deletes nothing and returns no row.
       // Raw SQL: Kysely's MySQL adapter drops RETURNING rows, which MariaDB (10.5+) does support.
       const res = await sql<{ expires_at: number | string }>`
-        DELETE FROM join_tokens WHERE token_hash = ${tokenHash(token)} RETURNING expires_at`.execute(this.#db);
+        DELETE FROM join_tokens WHERE token_hash = ${tokenHash(token)} RETURNING expires_at`.execute(
+        this.#db,
+      );
       const r = res.rows[0];
       if (r === undefined) return undefined;
       const expiresAt = new Date(num(r.expires_at));
@@ -975,7 +980,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  deleteJoinToken(token: string): Promise<void> {
+  async deleteJoinToken(token: string): Promise<void> {
     checkJoinToken(token);
     return this.#op('delete join token', 'conflict', async () => {
       const r = await this.#db
@@ -986,7 +991,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  pruneJoinTokens(before: Date): Promise<number> {
+  async pruneJoinTokens(before: Date): Promise<number> {
     checkBefore('before', before);
     return this.#op('prune join tokens', 'conflict', async () => {
       const r = await this.#db
@@ -1003,7 +1008,7 @@ export class SqlDatastore implements Datastore {
     return { trust_domain: b.trustDomain, data: Buffer.from(b.data), sequence: b.sequence };
   }
 
-  createBundle(bundle: Bundle): Promise<Bundle> {
+  async createBundle(bundle: Bundle): Promise<Bundle> {
     checkBundle(bundle);
     return this.#op('create bundle', `bundle for ${quote(bundle.trustDomain)} already exists`, async () => {
       await this.#db.insertInto('bundles').values(this.#bundleColumns(bundle)).execute();
@@ -1015,7 +1020,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  setBundle(bundle: Bundle): Promise<Bundle> {
+  async setBundle(bundle: Bundle): Promise<Bundle> {
     checkBundle(bundle);
     return this.#op('set bundle', 'conflict', async () => {
       const cols = this.#bundleColumns(bundle);
@@ -1037,7 +1042,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  updateBundle(bundle: Bundle): Promise<Bundle> {
+  async updateBundle(bundle: Bundle): Promise<Bundle> {
     checkBundle(bundle);
     return this.#op('update bundle', 'conflict', async () =>
       this.#tx(async (conn) => {
@@ -1058,7 +1063,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  appendBundle(trustDomain: string, merge: (current: Bundle | undefined) => Bundle): Promise<Bundle> {
+  async appendBundle(trustDomain: string, merge: (current: Bundle | undefined) => Bundle): Promise<Bundle> {
     checkKey('bundle trustDomain', trustDomain, 255);
     if (typeof merge !== 'function') throw new TypeError('datastore: merge must be a function');
     return this.#op('append bundle', 'conflict', async () =>
@@ -1089,7 +1094,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  fetchBundle(trustDomain: string): Promise<Bundle | undefined> {
+  async fetchBundle(trustDomain: string): Promise<Bundle | undefined> {
     return this.#op('fetch bundle', 'conflict', async () => {
       const r = await this.#db
         .selectFrom('bundles')
@@ -1100,7 +1105,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  listBundles(req: ListRequest = {}): Promise<Page<Bundle>> {
+  async listBundles(req: ListRequest = {}): Promise<Page<Bundle>> {
     const p = checkPagination(req.pagination);
     return this.#op('list bundles', 'conflict', async () => {
       let q = this.#db.selectFrom('bundles').selectAll().orderBy('pk');
@@ -1109,7 +1114,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  countBundles(): Promise<number> {
+  async countBundles(): Promise<number> {
     return this.#op('count bundles', 'conflict', async () => {
       const r = await this.#db
         .selectFrom('bundles')
@@ -1119,7 +1124,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  deleteBundle(trustDomain: string, mode: DeleteBundleMode = 'restrict'): Promise<void> {
+  async deleteBundle(trustDomain: string, mode: DeleteBundleMode = 'restrict'): Promise<void> {
     if (mode !== 'restrict' && mode !== 'dissociate' && mode !== 'delete') {
       throw new RangeError(
         `datastore: delete bundle mode must be restrict, dissociate or delete, got ${quote(mode)}`,
@@ -1193,7 +1198,7 @@ export class SqlDatastore implements Datastore {
     };
   }
 
-  createFederationRelationship(rel: FederationRelationship): Promise<FederationRelationship> {
+  async createFederationRelationship(rel: FederationRelationship): Promise<FederationRelationship> {
     checkFederationRelationship(rel);
     return this.#op(
       'create federation relationship',
@@ -1208,7 +1213,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  fetchFederationRelationship(trustDomain: string): Promise<FederationRelationship | undefined> {
+  async fetchFederationRelationship(trustDomain: string): Promise<FederationRelationship | undefined> {
     return this.#op('fetch federation relationship', 'conflict', async () => {
       const r = await this.#db
         .selectFrom('federation_relationships')
@@ -1219,7 +1224,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  listFederationRelationships(req: ListRequest = {}): Promise<Page<FederationRelationship>> {
+  async listFederationRelationships(req: ListRequest = {}): Promise<Page<FederationRelationship>> {
     const p = checkPagination(req.pagination);
     return this.#op('list federation relationships', 'conflict', async () => {
       let q = this.#db.selectFrom('federation_relationships').selectAll().orderBy('pk');
@@ -1228,7 +1233,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  updateFederationRelationship(
+  async updateFederationRelationship(
     rel: FederationRelationship,
     mask: FederationRelationshipMask,
   ): Promise<FederationRelationship> {
@@ -1258,7 +1263,7 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  deleteFederationRelationship(trustDomain: string): Promise<void> {
+  async deleteFederationRelationship(trustDomain: string): Promise<void> {
     return this.#op('delete federation relationship', 'conflict', async () => {
       const r = await this.#db
         .deleteFrom('federation_relationships')
@@ -1270,7 +1275,7 @@ export class SqlDatastore implements Datastore {
 
   // ---- CA journals ------------------------------------------------------------------------------------
 
-  createCaJournal(journal: Omit<CaJournal, 'id'>): Promise<CaJournal> {
+  async createCaJournal(journal: Omit<CaJournal, 'id'>): Promise<CaJournal> {
     checkCaJournal(journal);
     return this.#op('create ca journal', 'conflict', async () => {
       const cols = {
@@ -1295,7 +1300,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  updateCaJournal(journal: CaJournal): Promise<CaJournal> {
+  async updateCaJournal(journal: CaJournal): Promise<CaJournal> {
     checkCaJournal(journal);
     if (!Number.isSafeInteger(journal.id) || journal.id < 1)
       invalid(`ca journal id ${quote(journal.id)} is invalid`);
@@ -1322,14 +1327,14 @@ export class SqlDatastore implements Datastore {
     );
   }
 
-  fetchCaJournal(id: number): Promise<CaJournal | undefined> {
+  async fetchCaJournal(id: number): Promise<CaJournal | undefined> {
     return this.#op('fetch ca journal', 'conflict', async () => {
       const r = await this.#db.selectFrom('ca_journals').selectAll().where('id', '=', id).executeTakeFirst();
       return r === undefined ? undefined : toJournal(r);
     });
   }
 
-  fetchCaJournalByX509AuthorityId(authorityId: string): Promise<CaJournal | undefined> {
+  async fetchCaJournalByX509AuthorityId(authorityId: string): Promise<CaJournal | undefined> {
     return this.#op('fetch ca journal', 'conflict', async () => {
       const r = await this.#db
         .selectFrom('ca_journals')
@@ -1342,7 +1347,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  listCaJournals(req: ListRequest = {}): Promise<Page<CaJournal>> {
+  async listCaJournals(req: ListRequest = {}): Promise<Page<CaJournal>> {
     const p = checkPagination(req.pagination);
     return this.#op('list ca journals', 'conflict', async () => {
       let q = this.#db.selectFrom('ca_journals').selectAll().orderBy('id');
@@ -1351,7 +1356,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  pruneCaJournals(before: Date): Promise<number> {
+  async pruneCaJournals(before: Date): Promise<number> {
     checkBefore('before', before);
     return this.#op('prune ca journals', 'conflict', async () => {
       const r = await this.#db
@@ -1364,7 +1369,7 @@ export class SqlDatastore implements Datastore {
 
   // ---- change events ----------------------------------------------------------------------------------
 
-  currentSequence(): Promise<number> {
+  async currentSequence(): Promise<number> {
     return this.#op('read change sequence', 'conflict', async () => {
       const r = await this.#db
         .selectFrom('change_sequence')
@@ -1375,7 +1380,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  listEventsSince(sequence: number, limit = 1000): Promise<ChangeEvent[]> {
+  async listEventsSince(sequence: number, limit = 1000): Promise<ChangeEvent[]> {
     if (!Number.isSafeInteger(sequence) || sequence < 0) {
       throw new RangeError(`datastore: sequence must be a non-negative integer, got ${quote(sequence)}`);
     }
@@ -1400,7 +1405,7 @@ export class SqlDatastore implements Datastore {
     });
   }
 
-  pruneEvents(before: Date): Promise<number> {
+  async pruneEvents(before: Date): Promise<number> {
     checkBefore('before', before);
     return this.#op('prune events', 'conflict', async () => {
       const r = await this.#db.deleteFrom('events').where('at', '<', before.getTime()).executeTakeFirst();

@@ -14,6 +14,12 @@ export interface EngineAdapter {
   readonly target: string;
   /** Tells whether a driver error is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
+  /**
+   * Runs a write (or the migration) after the previous writes of this process to the same database finished.
+   * SQLite only: better-sqlite3 is synchronous, so a second in-process connection waiting on the file lock
+   * would block the event loop that the lock holder needs to commit. Elsewhere it just runs `fn`.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   /** Runs `fn` holding the cross-process migration lock on the connection `db`. */
   withMigrationLock<T>(db: Kysely<unknown>, fn: () => Promise<T>): Promise<T>;
 }

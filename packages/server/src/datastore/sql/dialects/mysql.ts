@@ -28,6 +28,7 @@ export function createMysqlAdapter(url: string, target: string, opts: MysqlOptio
     dialect: new MysqlDialect({ pool }),
     beginWrite: 'START TRANSACTION',
     rowLocks: true,
+    exclusive: <T>(fn: () => Promise<T>): Promise<T> => fn(),
     target,
     isUniqueViolation(err: unknown): boolean {
       return driverErrorCode(err) === 'ER_DUP_ENTRY';

@@ -26,6 +26,7 @@ export function createPostgresAdapter(
     dialect: new PostgresDialect({ pool }),
     beginWrite: 'BEGIN',
     rowLocks: true,
+    exclusive: <T>(fn: () => Promise<T>): Promise<T> => fn(),
     target,
     isUniqueViolation: (err: unknown) => driverErrorCode(err) === '23505',
     async withMigrationLock<T>(conn: Kysely<unknown>, fn: () => Promise<T>): Promise<T> {

@@ -1,7 +1,24 @@
 /** SQLite through better-sqlite3: WAL, busy timeout, foreign keys on. @module */
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Kysely, SqliteDialect, sql } from 'kysely';
 import { driverErrorCode, type EngineAdapter } from './adapter.js';
+
+/** Tail of the write queue per database file, shared by every connection of this process. */
+const writeQueues = new Map<string, Promise<unknown>>();
+
+function queueFor(key: string): <T>(fn: () => Promise<T>) => Promise<T> {
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const prev = writeQueues.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    writeQueues.set(key, tail);
+    void tail.then(() => {
+      if (writeQueues.get(key) === tail) writeQueues.delete(key);
+    });
+    return run;
+  };
+}
 
 /** Options of {@link createSqliteAdapter}. */
 export interface SqliteOptions {
@@ -22,6 +39,9 @@ export function createSqliteAdapter(filename: string, opts: SqliteOptions = {}):
     dialect: new SqliteDialect({ database: db }),
     beginWrite: 'BEGIN IMMEDIATE',
     rowLocks: false,
+    exclusive: queueFor(
+      filename === ':memory:' ? Symbol('memory').toString() + Math.random() : resolve(filename),
+    ),
     target: filename === ':memory:' ? 'sqlite::memory:' : `sqlite file "${filename}"`,
     isUniqueViolation(err: unknown): boolean {
       const code = driverErrorCode(err);
