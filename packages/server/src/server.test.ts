@@ -98,7 +98,11 @@ describe('tessera-server API over grpc-js', () => {
     });
   }
 
-  async function createEntry(spiffePath: string, parentId: string, extra: { admin?: boolean } = {}): Promise<string> {
+  async function createEntry(
+    spiffePath: string,
+    parentId: string,
+    extra: { admin?: boolean } = {},
+  ): Promise<string> {
     const entry = adminClient(EntryService);
     const res = await entry.batchCreateEntry({
       entries: [
@@ -141,7 +145,11 @@ describe('tessera-server API over grpc-js', () => {
     });
     if (!('config' in r)) throw new Error(JSON.stringify(r.errors));
     server = await startServer({ config: r.config, logger: createNullLogger(), bindPort: 0 });
-    bundlePem = server.ca.bundle().x509Authorities().map((c) => c.toString()).join('');
+    bundlePem = server.ca
+      .bundle()
+      .x509Authorities()
+      .map((c) => c.toString())
+      .join('');
   });
 
   after(async () => {
@@ -180,7 +188,9 @@ describe('tessera-server API over grpc-js', () => {
     before(async () => {
       await createToken('tok-matrix');
       agent = (await attest('tok-matrix')).identity;
-      await createEntry('/ops/admin', 'spiffe://example.org/spire/agent/join_token/tok-matrix', { admin: true });
+      await createEntry('/ops/admin', 'spiffe://example.org/spire/agent/join_token/tok-matrix', {
+        admin: true,
+      });
       const { privateKey } = p256();
       const minted = await adminClient(SVIDService).mintX509Svid({
         csr: buildCsr(privateKey, { uris: ['spiffe://example.org/ops/admin'] }),
@@ -224,10 +234,13 @@ describe('tessera-server API over grpc-js', () => {
     });
 
     it('refuses agent RPCs to an admin SVID', async () => {
-      await assert.rejects(tcpClient(EntryService, adminSvid).getAuthorizedEntries({ outputMask: undefined }), {
-        code: status.PERMISSION_DENIED,
-        details: /not an agent/,
-      });
+      await assert.rejects(
+        tcpClient(EntryService, adminSvid).getAuthorizedEntries({ outputMask: undefined }),
+        {
+          code: status.PERMISSION_DENIED,
+          details: /not an agent/,
+        },
+      );
     });
 
     it('lets local callers on the admin socket call admin RPCs', async () => {
@@ -277,7 +290,8 @@ describe('tessera-server API over grpc-js', () => {
     const ok = results.filter((r) => r.status === 'fulfilled');
     assert.equal(ok.length, 1);
     for (const r of results) {
-      if (r.status === 'rejected') assert.equal((r.reason as { code: number }).code, status.PERMISSION_DENIED);
+      if (r.status === 'rejected')
+        assert.equal((r.reason as { code: number }).code, status.PERMISSION_DENIED);
     }
   });
 
@@ -334,7 +348,9 @@ describe('tessera-server API over grpc-js', () => {
       const at = forged.indexOf(spkiDer(a.publicKey));
       assert.ok(at > 0);
       spkiDer(b.publicKey).copy(forged, at);
-      const res = await tcpClient(SVIDService, agent).batchNewX509Svid({ params: [{ entryId: mine, csr: forged }] });
+      const res = await tcpClient(SVIDService, agent).batchNewX509Svid({
+        params: [{ entryId: mine, csr: forged }],
+      });
       assert.equal(res.results[0]?.status?.code, status.INVALID_ARGUMENT);
       assert.match(res.results[0]?.status?.message ?? '', /invalid csr/);
     });
@@ -376,20 +392,39 @@ describe('tessera-server API over grpc-js', () => {
       createdAt: 0n,
     };
     const cases = [
-      { name: 'a SPIFFE ID of another trust domain', patch: { spiffeId: { trustDomain: 'other.org', path: '/x' } }, field: 'spiffe_id' },
-      { name: 'a parent ID with a dot segment', patch: { parentId: { trustDomain: TD, path: '/a/../b' } }, field: 'parent_id' },
+      {
+        name: 'a SPIFFE ID of another trust domain',
+        patch: { spiffeId: { trustDomain: 'other.org', path: '/x' } },
+        field: 'spiffe_id',
+      },
+      {
+        name: 'a parent ID with a dot segment',
+        patch: { parentId: { trustDomain: TD, path: '/a/../b' } },
+        field: 'parent_id',
+      },
       { name: 'no selectors', patch: { selectors: [] }, field: 'selectors' },
-      { name: 'a selector type with a colon', patch: { selectors: [{ type: 'a:b', value: 'c' }] }, field: 'selectors' },
+      {
+        name: 'a selector type with a colon',
+        patch: { selectors: [{ type: 'a:b', value: 'c' }] },
+        field: 'selectors',
+      },
       { name: 'a negative TTL', patch: { x509SvidTtl: -1 }, field: 'x509_svid_ttl' },
       { name: 'a hint over 1024 bytes', patch: { hint: 'h'.repeat(1025) }, field: 'hint' },
       { name: 'a bad DNS name', patch: { dnsNames: ['bad name'] }, field: 'dns_names' },
-      { name: 'a bad federated trust domain', patch: { federatesWith: ['Bad Domain'] }, field: 'federates_with' },
+      {
+        name: 'a bad federated trust domain',
+        patch: { federatesWith: ['Bad Domain'] },
+        field: 'federates_with',
+      },
     ];
     for (const tc of cases) {
       it(`refuses ${tc.name} with InvalidArgument naming ${tc.field} and stores nothing`, async () => {
         const entry = adminClient(EntryService);
         const before = (await entry.countEntries({ filter: undefined })).count;
-        const res = await entry.batchCreateEntry({ entries: [{ ...base, ...tc.patch }], outputMask: undefined });
+        const res = await entry.batchCreateEntry({
+          entries: [{ ...base, ...tc.patch }],
+          outputMask: undefined,
+        });
         assert.equal(res.results[0]?.status?.code, status.INVALID_ARGUMENT);
         assert.match(res.results[0]?.status?.message ?? '', new RegExp(`invalid ${tc.field}:`));
         assert.equal((await entry.countEntries({ filter: undefined })).count, before);

@@ -7,8 +7,8 @@
 import { type ServerUnaryCall, status } from '@grpc/grpc-js';
 import { type ApiLogger, GrpcStatusError } from '@tessera/common/api';
 import type { TrustDomain } from '@tessera/spiffe/spiffeid';
-import type { EntryIndex } from '../cache/entry-index.js';
 import type { CaManager } from '../ca/ca-manager.js';
+import type { EntryIndex } from '../cache/entry-index.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { NodeAttestor } from '../plugin/nodeattestor/node-attestor.js';
 import type { Authenticator, Caller } from './middleware/auth.js';
@@ -35,14 +35,16 @@ export interface ApiContext {
 /** The caller of a call (the interceptor already authorized it); Internal when it cannot be resolved. */
 export function callerOf(ctx: ApiContext, call: { getPeer(): string }): Caller {
   const c = ctx.authenticator.callerOf(call);
-  if (c === undefined) throw new GrpcStatusError(status.PERMISSION_DENIED, 'authorization denied: unknown connection');
+  if (c === undefined)
+    throw new GrpcStatusError(status.PERMISSION_DENIED, 'authorization denied: unknown connection');
   return c;
 }
 
 /** The agent ID of an agent call; PermissionDenied otherwise. */
 export function agentOf(ctx: ApiContext, call: { getPeer(): string }): string {
   const c = callerOf(ctx, call);
-  if (c.kind !== 'agent') throw new GrpcStatusError(status.PERMISSION_DENIED, 'authorization denied: caller is not an agent');
+  if (c.kind !== 'agent')
+    throw new GrpcStatusError(status.PERMISSION_DENIED, 'authorization denied: caller is not an agent');
   return c.agentId;
 }
 
@@ -63,7 +65,9 @@ export function unary<Req, Res>(
       (res) => cb(null, res),
       (err: unknown) => {
         const e =
-          err instanceof GrpcStatusError ? err : new GrpcStatusError(status.INTERNAL, 'internal error', { cause: err });
+          err instanceof GrpcStatusError
+            ? err
+            : new GrpcStatusError(status.INTERNAL, 'internal error', { cause: err });
         if (e.code === status.INTERNAL) ctx.log.error({ err, method: call.getPath() }, 'API call failed');
         cb(e);
       },

@@ -68,7 +68,11 @@ export function idToApi(id: string): SPIFFEID {
 }
 
 /** Validates selectors (`type` without ':', non-empty value, no duplicates). */
-export function parseSelectors(field: string, selectors: readonly ApiSelector[], nonEmpty: boolean): Selector[] {
+export function parseSelectors(
+  field: string,
+  selectors: readonly ApiSelector[],
+  nonEmpty: boolean,
+): Selector[] {
   if (nonEmpty && selectors.length === 0) throw invalidArgument(field, 'at least one selector is required');
   const seen = new Set<string>();
   const out: Selector[] = [];
@@ -88,7 +92,8 @@ export function parseSelectors(field: string, selectors: readonly ApiSelector[],
 /** Parses `type:value` selector text (CLI and config form). */
 export function parseSelectorText(field: string, text: string): Selector {
   const i = text.indexOf(':');
-  if (i <= 0 || i === text.length - 1) throw invalidArgument(field, `selector "${text}" must be "type:value"`);
+  if (i <= 0 || i === text.length - 1)
+    throw invalidArgument(field, `selector "${text}" must be "type:value"`);
   return { type: text.slice(0, i), value: text.slice(i + 1) };
 }
 
@@ -132,7 +137,8 @@ export function parseEntry(e: ApiEntry, td: TrustDomain): NewRegistrationEntry {
   for (const d of e.dnsNames) checkDnsName('dns_names', d);
   const federatesWith = e.federatesWith.map((f) => {
     const name = parseTrustDomainName('federates_with', f);
-    if (name === td.name) throw invalidArgument('federates_with', 'cannot federate with the own trust domain');
+    if (name === td.name)
+      throw invalidArgument('federates_with', 'cannot federate with the own trust domain');
     return name;
   });
   if (Buffer.byteLength(e.hint) > MAX_HINT_BYTES) {
@@ -187,7 +193,8 @@ export function entryToApi(e: RegistrationEntry, mask: ApiEntryMask | undefined 
     federatesWith: m.federatesWith ? [...e.federatesWith] : [],
     admin: m.admin ? e.admin : false,
     downstream: m.downstream ? e.downstream : false,
-    expiresAt: m.expiresAt && e.expiresAt !== undefined ? BigInt(Math.floor(e.expiresAt.getTime() / 1000)) : 0n,
+    expiresAt:
+      m.expiresAt && e.expiresAt !== undefined ? BigInt(Math.floor(e.expiresAt.getTime() / 1000)) : 0n,
     dnsNames: m.dnsNames ? [...e.dnsNames] : [],
     revisionNumber: m.revisionNumber ? BigInt(e.revision) : 0n,
     storeSvid: m.storeSvid ? e.storeSvid : false,
@@ -236,6 +243,7 @@ export function mapError(err: unknown, what: string): GrpcStatusError {
 
 /** Whether a stored serial (decimal, as the CA reports it) equals a certificate's serial (hex, as node:crypto). */
 export function serialMatches(storedDecimal: string | undefined, certHex: string): boolean {
-  if (storedDecimal === undefined || !/^[0-9]+$/.test(storedDecimal) || !/^[0-9A-Fa-f]+$/.test(certHex)) return false;
+  if (storedDecimal === undefined || !/^[0-9]+$/.test(storedDecimal) || !/^[0-9A-Fa-f]+$/.test(certHex))
+    return false;
   return BigInt(storedDecimal) === BigInt(`0x${certHex}`);
 }

@@ -91,7 +91,7 @@ export class EntryIndex {
    * @throws {DatastoreError} when the datastore fails
    */
   static async create(config: EntryIndexConfig): Promise<EntryIndex> {
-    const index = new EntryIndex(config, config.trustDomain.id().toString() + '/spire/server');
+    const index = new EntryIndex(config, `${config.trustDomain.id().toString()}/spire/server`);
     await index.#coldLoad();
     return index;
   }
@@ -190,14 +190,20 @@ export class EntryIndex {
   #putEntry(e: RegistrationEntry): void {
     this.#entries.set(e.id, e);
     let set = this.#byParent.get(e.parentId);
-    if (set === undefined) this.#byParent.set(e.parentId, (set = new Set()));
+    if (set === undefined) {
+      set = new Set();
+      this.#byParent.set(e.parentId, set);
+    }
     set.add(e.id);
     if (e.admin) this.#adminIds.set(e.spiffeId, (this.#adminIds.get(e.spiffeId) ?? 0) + 1);
     if (e.parentId === this.#serverId) {
       for (const s of e.selectors) {
         const k = selectorKey(s.type, s.value);
         let a = this.#aliasesBySelector.get(k);
-        if (a === undefined) this.#aliasesBySelector.set(k, (a = new Set()));
+        if (a === undefined) {
+          a = new Set();
+          this.#aliasesBySelector.set(k, a);
+        }
         a.add(e.id);
       }
     }

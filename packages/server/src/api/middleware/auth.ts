@@ -16,7 +16,9 @@ import {
   ServerListenerBuilder,
   status,
 } from '@grpc/grpc-js';
+
 type PartialStatusObject = Parameters<Parameters<ResponderBuilder['withSendStatus']>[0]>[0];
+
 import type { SpiffeBundle } from '@tessera/spiffe/bundle';
 import type { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
@@ -37,7 +39,12 @@ export interface ConnectionInfo {
 /** Who is calling. */
 export type Caller =
   | { readonly kind: 'admin'; readonly id: string; readonly address: string }
-  | { readonly kind: 'agent'; readonly agentId: string; readonly node: AttestedNode; readonly address: string }
+  | {
+      readonly kind: 'agent';
+      readonly agentId: string;
+      readonly node: AttestedNode;
+      readonly address: string;
+    }
   | { readonly kind: 'anonymous'; readonly address: string; readonly reason: string; readonly code: status };
 
 /** Who may call a method. */
@@ -229,8 +236,10 @@ function permitted(access: Access, caller: Caller): boolean {
 }
 
 function denial(access: Access, caller: Caller): { code: status; details: string } {
-  if (caller.kind === 'anonymous') return { code: caller.code, details: `authorization denied: ${caller.reason}` };
-  if (access === 'admin') return { code: status.PERMISSION_DENIED, details: 'authorization denied: caller is not an admin' };
+  if (caller.kind === 'anonymous')
+    return { code: caller.code, details: `authorization denied: ${caller.reason}` };
+  if (access === 'admin')
+    return { code: status.PERMISSION_DENIED, details: 'authorization denied: caller is not an admin' };
   return { code: status.PERMISSION_DENIED, details: 'authorization denied: caller is not an agent' };
 }
 
@@ -255,7 +264,11 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
       .withOnReceiveMetadata((metadata: Metadata, next: (m: Metadata) => void) => {
         caller = authenticator.callerOf(call);
         if (caller === undefined) {
-          call.sendStatus({ code: status.PERMISSION_DENIED, details: 'authorization denied: unknown connection', metadata });
+          call.sendStatus({
+            code: status.PERMISSION_DENIED,
+            details: 'authorization denied: unknown connection',
+            metadata,
+          });
           return;
         }
         if (!permitted(access, caller)) {
@@ -263,8 +276,16 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
           call.sendStatus({ ...d, metadata });
           return;
         }
-        if (access === 'any' && attestationLimiter !== undefined && !attestationLimiter.take(caller.address)) {
-          call.sendStatus({ code: status.RESOURCE_EXHAUSTED, details: 'rate limit exceeded: too many attestations', metadata });
+        if (
+          access === 'any' &&
+          attestationLimiter !== undefined &&
+          !attestationLimiter.take(caller.address)
+        ) {
+          call.sendStatus({
+            code: status.RESOURCE_EXHAUSTED,
+            details: 'rate limit exceeded: too many attestations',
+            metadata,
+          });
           return;
         }
         next(metadata);

@@ -1,6 +1,16 @@
 /** Server-side node attestors. @module */
-export { createJoinTokenAttestor, JOIN_TOKEN_TYPE, type JoinTokenAttestorConfig, joinTokenAgentId } from './join-token/join-token.js';
-export { type AttestResult, attestationFailed, attestationInvalid, type NodeAttestor } from './node-attestor.js';
+export {
+  createJoinTokenAttestor,
+  JOIN_TOKEN_TYPE,
+  type JoinTokenAttestorConfig,
+  joinTokenAgentId,
+} from './join-token/join-token.js';
+export {
+  type AttestResult,
+  attestationFailed,
+  attestationInvalid,
+  type NodeAttestor,
+} from './node-attestor.js';
 export {
   createX509PopAttestor,
   sha1Fingerprint,

@@ -19,17 +19,19 @@ import {
 } from '@tessera/common/api';
 import { parseCsr } from '@tessera/common/x509';
 import { SpiffeError } from '@tessera/spiffe/errors';
-import { SpiffeId, validatePathSegment } from '@tessera/spiffe/spiffeid';
+import { type SpiffeId, validatePathSegment } from '@tessera/spiffe/spiffeid';
 import type { ListAttestedNodesRequest } from '../../../datastore/datastore.js';
 import type { AttestedNode, MatchMode, Selector } from '../../../datastore/types.js';
 import { MAX_PAGE_SIZE } from '../../../datastore/validate.js';
 import { joinTokenAgentId } from '../../../plugin/nodeattestor/join-token/join-token.js';
-import { agentOf, type ApiContext, callerOf, takeSigning, unary } from '../../context.js';
+import { type ApiContext, agentOf, callerOf, takeSigning, unary } from '../../context.js';
 import { agentToApi, errorMessage, idToApi, mapError, parseLocalId, parseSelectors } from '../../convert.js';
 
 const MAX_JOIN_TOKEN_TTL = 10 * 365 * 86_400;
 
-function parseNodeFilter(f: CountAgentsRequest_Filter | undefined): Omit<ListAttestedNodesRequest, 'pagination'> {
+function parseNodeFilter(
+  f: CountAgentsRequest_Filter | undefined,
+): Omit<ListAttestedNodesRequest, 'pagination'> {
   if (f === undefined) return {};
   const out: { -readonly [K in keyof ListAttestedNodesRequest]?: ListAttestedNodesRequest[K] } = {};
   if (f.byAttestationType !== '') out.byAttestationType = f.byAttestationType;
@@ -37,7 +39,8 @@ function parseNodeFilter(f: CountAgentsRequest_Filter | undefined): Omit<ListAtt
   if (f.byCanReattest !== undefined) out.byCanReattest = f.byCanReattest;
   if (f.byExpiresBefore !== '') {
     const d = new Date(f.byExpiresBefore);
-    if (Number.isNaN(d.getTime())) throw invalidArgument('filter.by_expires_before', 'must be an RFC 3339 time');
+    if (Number.isNaN(d.getTime()))
+      throw invalidArgument('filter.by_expires_before', 'must be an RFC 3339 time');
     out.byExpiresBefore = d;
   }
   if (f.bySelectorMatch !== undefined) {
@@ -48,8 +51,12 @@ function parseNodeFilter(f: CountAgentsRequest_Filter | undefined): Omit<ListAtt
       [SelectorMatch_MatchBehavior.MATCH_ANY]: 'any',
     };
     const match = modes[f.bySelectorMatch.match];
-    if (match === undefined) throw invalidArgument('filter.by_selector_match.match', 'unknown match behavior');
-    out.bySelectors = { selectors: parseSelectors('filter.by_selector_match', f.bySelectorMatch.selectors, true), match };
+    if (match === undefined)
+      throw invalidArgument('filter.by_selector_match.match', 'unknown match behavior');
+    out.bySelectors = {
+      selectors: parseSelectors('filter.by_selector_match', f.bySelectorMatch.selectors, true),
+      match,
+    };
   }
   return out;
 }
@@ -121,7 +128,10 @@ export function createAgentService(ctx: ApiContext): AgentServer {
     const csr = parseCsrField('params.params.csr', params.params?.csr);
     const attestor = ctx.attestors.get(data.type);
     if (attestor === undefined) {
-      throw new GrpcStatusError(status.FAILED_PRECONDITION, `error getting node attestor: could not find node attestor type "${data.type}"`);
+      throw new GrpcStatusError(
+        status.FAILED_PRECONDITION,
+        `error getting node attestor: could not find node attestor type "${data.type}"`,
+      );
     }
     let result: Awaited<ReturnType<typeof attestor.attest>>;
     try {
@@ -136,18 +146,26 @@ export function createAgentService(ctx: ApiContext): AgentServer {
     } catch (err) {
       if (err instanceof GrpcStatusError) throw err;
       if (err instanceof SpiffeError && err.code === 'ERR_NODE_ATTESTATION_INVALID') {
-        throw new GrpcStatusError(status.INVALID_ARGUMENT, `failed to attest: ${err.message}`, { cause: err });
+        throw new GrpcStatusError(status.INVALID_ARGUMENT, `failed to attest: ${err.message}`, {
+          cause: err,
+        });
       }
       if (err instanceof SpiffeError && err.code === 'ERR_NODE_ATTESTATION_FAILED') {
-        throw new GrpcStatusError(status.PERMISSION_DENIED, `failed to attest: ${err.message}`, { cause: err });
+        throw new GrpcStatusError(status.PERMISSION_DENIED, `failed to attest: ${err.message}`, {
+          cause: err,
+        });
       }
       throw mapError(err, 'attestation');
     }
     const agentId = result.agentId;
     const existing = await ctx.datastore.fetchAttestedNode(agentId);
-    if (existing?.banned) throw new GrpcStatusError(status.PERMISSION_DENIED, 'failed to attest: agent is banned');
+    if (existing?.banned)
+      throw new GrpcStatusError(status.PERMISSION_DENIED, 'failed to attest: agent is banned');
     if (existing !== undefined && !existing.canReattest && !result.canReattest) {
-      throw new GrpcStatusError(status.PERMISSION_DENIED, 'failed to attest: attestation data has already been used to attest an agent');
+      throw new GrpcStatusError(
+        status.PERMISSION_DENIED,
+        'failed to attest: attestation data has already been used to attest an agent',
+      );
     }
     let signed: ReturnType<typeof ctx.ca.signAgentSvid>;
     try {
@@ -178,7 +196,14 @@ export function createAgentService(ctx: ApiContext): AgentServer {
             newCertNotAfter: undefined,
             canReattest: result.canReattest,
           },
-          { attestationType: true, certSerial: true, certNotAfter: true, newCertSerial: true, newCertNotAfter: true, canReattest: true },
+          {
+            attestationType: true,
+            certSerial: true,
+            certNotAfter: true,
+            newCertSerial: true,
+            newCertNotAfter: true,
+            canReattest: true,
+          },
         );
       }
       await ctx.datastore.setNodeSelectors(agentId, result.selectors as Selector[]);
@@ -186,7 +211,10 @@ export function createAgentService(ctx: ApiContext): AgentServer {
       throw mapError(err, 'attested node');
     }
     await ctx.index.refresh();
-    ctx.log.info({ agent_id: agentId, attestation_type: attestor.type, caller_address: caller.address }, 'Agent attested');
+    ctx.log.info(
+      { agent_id: agentId, attestation_type: attestor.type, caller_address: caller.address },
+      'Agent attested',
+    );
     call.write({ result: { svid: svidOf(agentId, signed), reattestable: result.canReattest } });
     call.end();
   };

@@ -8,8 +8,8 @@ import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import {
   type Bundle as ApiBundle,
-  type BundleMask,
   BatchDeleteFederatedBundleRequest_Mode,
+  type BundleMask,
   type BundleServer,
   GrpcStatusError,
   invalidArgument,
@@ -24,7 +24,11 @@ import { type ApiContext, unary } from '../../context.js';
 import { errorMessage, mapError, OK_STATUS, statusOf } from '../../convert.js';
 
 /** A SPIFFE bundle as an API bundle message, with only the fields of `mask`. */
-export function bundleToApi(b: SpiffeBundle, mask?: BundleMask, tainted: { x509: readonly string[]; jwt: readonly string[] } = { x509: [], jwt: [] }): ApiBundle {
+export function bundleToApi(
+  b: SpiffeBundle,
+  mask?: BundleMask,
+  tainted: { x509: readonly string[]; jwt: readonly string[] } = { x509: [], jwt: [] },
+): ApiBundle {
   const m = mask ?? { x509Authorities: true, jwtAuthorities: true, refreshHint: true, sequenceNumber: true };
   return {
     trustDomain: b.trustDomain.name,
@@ -88,7 +92,11 @@ export function apiToBundle(b: ApiBundle, field = 'bundle'): SpiffeBundle {
 }
 
 function stored(b: SpiffeBundle): Bundle {
-  return { trustDomain: b.trustDomain.name, data: Buffer.from(b.marshal()), sequence: Number(b.sequenceNumber ?? 0n) };
+  return {
+    trustDomain: b.trustDomain.name,
+    data: Buffer.from(b.marshal()),
+    sequence: Number(b.sequenceNumber ?? 0n),
+  };
 }
 
 function parseStored(b: Bundle): SpiffeBundle {
@@ -108,7 +116,8 @@ export function createBundleService(ctx: ApiContext): BundleServer {
     } catch (err) {
       throw invalidArgument(field, errorMessage(err));
     }
-    if (td.equals(ctx.trustDomain)) throw invalidArgument(field, `"${td.name}" is the server's own trust domain`);
+    if (td.equals(ctx.trustDomain))
+      throw invalidArgument(field, `"${td.name}" is the server's own trust domain`);
     return td.name;
   };
   const federated = (b: ApiBundle): SpiffeBundle => {
@@ -129,10 +138,18 @@ export function createBundleService(ctx: ApiContext): BundleServer {
       }
     }),
 
-    getBundle: unary(ctx, async (req) => bundleToApi(await own(), req.outputMask, ctx.ca.taintedAuthorities())),
+    getBundle: unary(ctx, async (req) =>
+      bundleToApi(await own(), req.outputMask, ctx.ca.taintedAuthorities()),
+    ),
 
     appendBundle: unary(ctx, async (req) => {
-      const extra = apiToBundle({ trustDomain: ctx.trustDomain.name, x509Authorities: req.x509Authorities, jwtAuthorities: req.jwtAuthorities, refreshHint: 0n, sequenceNumber: 0n });
+      const extra = apiToBundle({
+        trustDomain: ctx.trustDomain.name,
+        x509Authorities: req.x509Authorities,
+        jwtAuthorities: req.jwtAuthorities,
+        refreshHint: 0n,
+        sequenceNumber: 0n,
+      });
       if (extra.x509Authorities().length === 0 && extra.jwtAuthorities().size === 0) {
         throw invalidArgument('x509_authorities', 'nothing to append');
       }
@@ -173,7 +190,9 @@ export function createBundleService(ctx: ApiContext): BundleServer {
           },
         });
         return {
-          bundles: page.items.filter((b) => b.trustDomain !== ctx.trustDomain.name).map((b) => bundleToApi(parseStored(b), req.outputMask)),
+          bundles: page.items
+            .filter((b) => b.trustDomain !== ctx.trustDomain.name)
+            .map((b) => bundleToApi(parseStored(b), req.outputMask)),
           nextPageToken: page.nextPageToken ?? '',
         };
       } catch (err) {
@@ -247,7 +266,10 @@ export function createBundleService(ctx: ApiContext): BundleServer {
         } catch (err) {
           const m = mapError(err, 'bundle');
           results.push({
-            status: m.code === status.ALREADY_EXISTS ? { code: status.FAILED_PRECONDITION, message: 'bundle is still used by entries' } : statusOf(m),
+            status:
+              m.code === status.ALREADY_EXISTS
+                ? { code: status.FAILED_PRECONDITION, message: 'bundle is still used by entries' }
+                : statusOf(m),
             trustDomain: name,
           });
         }

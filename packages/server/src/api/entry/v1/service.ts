@@ -6,25 +6,25 @@
  */
 import { type ServerDuplexStream, status } from '@grpc/grpc-js';
 import {
+  type Entry as ApiEntry,
+  type EntryMask as ApiEntryMask,
   type BatchCreateEntryResponse_Result,
   type BatchDeleteEntryResponse_Result,
   type BatchUpdateEntryResponse_Result,
-  type Entry as ApiEntry,
-  type EntryMask as ApiEntryMask,
   type EntryServer,
+  FederatesWithMatch_MatchBehavior,
   GrpcStatusError,
   invalidArgument,
   type ListEntriesRequest_Filter,
   type SelectorMatch,
   SelectorMatch_MatchBehavior,
-  FederatesWithMatch_MatchBehavior,
   type SyncAuthorizedEntriesRequest,
   type SyncAuthorizedEntriesResponse,
 } from '@tessera/common/api';
 import type { EntryMask, ListEntriesRequest } from '../../../datastore/datastore.js';
 import type { MatchMode, RegistrationEntry } from '../../../datastore/types.js';
 import { MAX_PAGE_SIZE } from '../../../datastore/validate.js';
-import { agentOf, type ApiContext, unary } from '../../context.js';
+import { type ApiContext, agentOf, unary } from '../../context.js';
 import {
   entryToApi,
   FULL_ENTRY_MASK,
@@ -67,11 +67,16 @@ function fwMatchMode(m: number): MatchMode {
   }
 }
 
-function parseFilter(ctx: ApiContext, f: ListEntriesRequest_Filter | undefined): Omit<ListEntriesRequest, 'pagination'> {
+function parseFilter(
+  ctx: ApiContext,
+  f: ListEntriesRequest_Filter | undefined,
+): Omit<ListEntriesRequest, 'pagination'> {
   if (f === undefined) return {};
   const out: { -readonly [K in keyof ListEntriesRequest]?: ListEntriesRequest[K] } = {};
-  if (f.bySpiffeId !== undefined) out.bySpiffeId = parseLocalId('filter.by_spiffe_id', f.bySpiffeId, ctx.trustDomain).toString();
-  if (f.byParentId !== undefined) out.byParentId = parseLocalId('filter.by_parent_id', f.byParentId, ctx.trustDomain).toString();
+  if (f.bySpiffeId !== undefined)
+    out.bySpiffeId = parseLocalId('filter.by_spiffe_id', f.bySpiffeId, ctx.trustDomain).toString();
+  if (f.byParentId !== undefined)
+    out.byParentId = parseLocalId('filter.by_parent_id', f.byParentId, ctx.trustDomain).toString();
   const sel: SelectorMatch | undefined = f.bySelectors;
   if (sel !== undefined) {
     out.bySelectors = {
@@ -84,7 +89,9 @@ function parseFilter(ctx: ApiContext, f: ListEntriesRequest_Filter | undefined):
       throw invalidArgument('filter.by_federates_with', 'at least one trust domain is required');
     }
     out.byFederatesWith = {
-      trustDomains: f.byFederatesWith.trustDomains.map((t) => parseTrustDomainName('filter.by_federates_with', t)),
+      trustDomains: f.byFederatesWith.trustDomains.map((t) =>
+        parseTrustDomainName('filter.by_federates_with', t),
+      ),
       match: fwMatchMode(f.byFederatesWith.match),
     };
   }
@@ -124,11 +131,15 @@ export function createEntryService(ctx: ApiContext): EntryServer {
     countEntries: unary(ctx, async (req) => {
       const filter = parseFilter(ctx, req.filter);
       try {
-        if (req.filter?.byDownstream === undefined) return { count: await ctx.datastore.countEntries(filter) };
+        if (req.filter?.byDownstream === undefined)
+          return { count: await ctx.datastore.countEntries(filter) };
         let count = 0;
         let token: string | undefined;
         do {
-          const page = await ctx.datastore.listEntries({ ...filter, pagination: { token, pageSize: MAX_PAGE_SIZE } });
+          const page = await ctx.datastore.listEntries({
+            ...filter,
+            pagination: { token, pageSize: MAX_PAGE_SIZE },
+          });
           count += downstreamFilter(page.items, req.filter.byDownstream).length;
           token = page.nextPageToken;
         } while (token !== undefined);
@@ -147,7 +158,9 @@ export function createEntryService(ctx: ApiContext): EntryServer {
           pagination: { token: req.pageToken === '' ? undefined : req.pageToken, pageSize: size },
         });
         return {
-          entries: downstreamFilter(page.items, req.filter?.byDownstream).map((e) => entryToApi(e, req.outputMask)),
+          entries: downstreamFilter(page.items, req.filter?.byDownstream).map((e) =>
+            entryToApi(e, req.outputMask),
+          ),
           nextPageToken: page.nextPageToken ?? '',
         };
       } catch (err) {
@@ -177,7 +190,10 @@ export function createEntryService(ctx: ApiContext): EntryServer {
         } catch (err) {
           const mapped = mapError(err, 'entry');
           if (mapped.code === status.ALREADY_EXISTS) {
-            results.push({ status: { code: status.ALREADY_EXISTS, message: 'similar entry already exists' }, entry: undefined });
+            results.push({
+              status: { code: status.ALREADY_EXISTS, message: 'similar entry already exists' },
+              entry: undefined,
+            });
           } else {
             results.push({ status: statusOf(mapped), entry: undefined });
           }
@@ -238,7 +254,9 @@ export function createEntryService(ctx: ApiContext): EntryServer {
       return { entries: ctx.index.authorizedEntries(agentId).map((e) => entryToApi(e, req.outputMask)) };
     }),
 
-    syncAuthorizedEntries(call: ServerDuplexStream<SyncAuthorizedEntriesRequest, SyncAuthorizedEntriesResponse>) {
+    syncAuthorizedEntries(
+      call: ServerDuplexStream<SyncAuthorizedEntriesRequest, SyncAuthorizedEntriesResponse>,
+    ) {
       // Tessera agents use Sync.WatchAuthorizedEntries + GetAuthorizedEntries; this answers the first request
       // with every authorized entry in pages, as SPIRE does for small sets.
       let agentId: string;

@@ -5,7 +5,12 @@
  * @module
  */
 import { status } from '@grpc/grpc-js';
-import { GrpcStatusError, invalidArgument, type AuthorityState, type LocalAuthorityServer } from '@tessera/common/api';
+import {
+  type AuthorityState,
+  GrpcStatusError,
+  invalidArgument,
+  type LocalAuthorityServer,
+} from '@tessera/common/api';
 import type { AuthorityInfo, AuthorityKind } from '../../../ca/ca-manager.js';
 import { type ApiContext, unary } from '../../context.js';
 import { mapError } from '../../convert.js';
@@ -48,15 +53,27 @@ export function createLocalAuthorityService(ctx: ApiContext): LocalAuthorityServ
   return {
     getJwtAuthorityState: unary(ctx, async () => show('jwt')),
     prepareJwtAuthority: unary(ctx, async () => ({ preparedAuthority: await prepare('jwt') })),
-    activateJwtAuthority: unary(ctx, async (req) => ({ activatedAuthority: await op('jwt', 'activate', req.authorityId) })),
-    taintJwtAuthority: unary(ctx, async (req) => ({ taintedAuthority: await op('jwt', 'taint', req.authorityId) })),
-    revokeJwtAuthority: unary(ctx, async (req) => ({ revokedAuthority: await op('jwt', 'revoke', req.authorityId) })),
+    activateJwtAuthority: unary(ctx, async (req) => ({
+      activatedAuthority: await op('jwt', 'activate', req.authorityId),
+    })),
+    taintJwtAuthority: unary(ctx, async (req) => ({
+      taintedAuthority: await op('jwt', 'taint', req.authorityId),
+    })),
+    revokeJwtAuthority: unary(ctx, async (req) => ({
+      revokedAuthority: await op('jwt', 'revoke', req.authorityId),
+    })),
     getX509AuthorityState: unary(ctx, async () => show('x509')),
     prepareX509Authority: unary(ctx, async () => ({ preparedAuthority: await prepare('x509') })),
-    activateX509Authority: unary(ctx, async (req) => ({ activatedAuthority: await op('x509', 'activate', req.authorityId) })),
-    taintX509Authority: unary(ctx, async (req) => ({ taintedAuthority: await op('x509', 'taint', req.authorityId) })),
+    activateX509Authority: unary(ctx, async (req) => ({
+      activatedAuthority: await op('x509', 'activate', req.authorityId),
+    })),
+    taintX509Authority: unary(ctx, async (req) => ({
+      taintedAuthority: await op('x509', 'taint', req.authorityId),
+    })),
     taintX509UpstreamAuthority: unary(ctx, upstream),
-    revokeX509Authority: unary(ctx, async (req) => ({ revokedAuthority: await op('x509', 'revoke', req.authorityId) })),
+    revokeX509Authority: unary(ctx, async (req) => ({
+      revokedAuthority: await op('x509', 'revoke', req.authorityId),
+    })),
     revokeX509UpstreamAuthority: unary(ctx, upstream),
   };
 }

@@ -16,7 +16,7 @@ import {
 import { SpiffeId } from '@tessera/spiffe/spiffeid';
 import type { RegistrationEntry } from '../../../datastore/types.js';
 import { parseCsrField } from '../../agent/v1/service.js';
-import { agentOf, type ApiContext, callerOf, takeSigning, unary } from '../../context.js';
+import { type ApiContext, agentOf, callerOf, takeSigning, unary } from '../../context.js';
 import { errorMessage, idToApi, mapError, OK_STATUS, parseLocalId, statusOf } from '../../convert.js';
 
 const MAX_BATCH = 10_000;
@@ -59,7 +59,8 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
     batchNewX509Svid: unary(ctx, async (req, call) => {
       const agentId = agentOf(ctx, call);
       if (req.params.length === 0) throw invalidArgument('params', 'at least one param is required');
-      if (req.params.length > MAX_BATCH) throw invalidArgument('params', `at most ${MAX_BATCH} params are allowed`);
+      if (req.params.length > MAX_BATCH)
+        throw invalidArgument('params', `at most ${MAX_BATCH} params are allowed`);
       takeSigning(ctx, agentId, req.params.length);
       const authorized = new Map(ctx.index.authorizedEntries(agentId).map((e) => [e.id, e] as const));
       const results: BatchNewX509SVIDResponse_Result[] = req.params.map((p) => {
@@ -84,7 +85,8 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
       const audience = checkAudience(req.audience);
       takeSigning(ctx, agentId, 1);
       const entry = ctx.index.authorizedEntries(agentId).find((e) => e.id === req.entryId);
-      if (entry === undefined) throw new GrpcStatusError(status.PERMISSION_DENIED, 'entry not found or not authorized');
+      if (entry === undefined)
+        throw new GrpcStatusError(status.PERMISSION_DENIED, 'entry not found or not authorized');
       try {
         const minted = ctx.ca.mintJwtSvid({
           spiffeId: entry.spiffeId,
@@ -116,7 +118,10 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
         throw invalidArgument('csr', `CSR URI SAN is invalid: ${errorMessage(err)}`);
       }
       if (!id.memberOf(ctx.trustDomain)) {
-        throw invalidArgument('csr', `CSR URI SAN "${id.toString()}" is not a member of trust domain "${ctx.trustDomain.name}"`);
+        throw invalidArgument(
+          'csr',
+          `CSR URI SAN "${id.toString()}" is not a member of trust domain "${ctx.trustDomain.name}"`,
+        );
       }
       if (id.path === '') throw invalidArgument('csr', 'CSR URI SAN has no path');
       takeSigning(ctx, caller.kind === 'admin' ? caller.id : caller.address, 1);

@@ -7,13 +7,20 @@
  */
 import { createHash } from 'node:crypto';
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { SyncServer, WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse } from '@tessera/common/api';
-import { agentOf, type ApiContext } from '../../context.js';
+import type {
+  SyncServer,
+  WatchAuthorizedEntriesRequest,
+  WatchAuthorizedEntriesResponse,
+} from '@tessera/common/api';
+import { type ApiContext, agentOf } from '../../context.js';
 
 /** A digest of an agent's authorized entries (IDs and revisions). */
 export function authorizedDigest(ctx: ApiContext, agentId: string): string {
   const h = createHash('sha256');
-  const entries = ctx.index.authorizedEntries(agentId).map((e) => `${e.id}\u0000${e.revision}`).sort();
+  const entries = ctx.index
+    .authorizedEntries(agentId)
+    .map((e) => `${e.id}\u0000${e.revision}`)
+    .sort();
   for (const e of entries) h.update(e).update('\u0001');
   const node = ctx.index.node(agentId);
   h.update(node?.banned ? 'banned' : 'ok');
@@ -23,7 +30,9 @@ export function authorizedDigest(ctx: ApiContext, agentId: string): string {
 /** Creates the Sync service implementation. */
 export function createSyncService(ctx: ApiContext): SyncServer {
   return {
-    watchAuthorizedEntries(call: ServerWritableStream<WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse>) {
+    watchAuthorizedEntries(
+      call: ServerWritableStream<WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse>,
+    ) {
       let agentId: string;
       try {
         agentId = agentOf(ctx, call);
@@ -38,7 +47,13 @@ export function createSyncService(ctx: ApiContext): SyncServer {
         const node = ctx.index.node(agentId);
         if (node === undefined || node.banned) {
           unsubscribe();
-          call.emit('error', Object.assign(new Error('agent is no longer attested'), { code: 7, details: 'agent is no longer attested' }));
+          call.emit(
+            'error',
+            Object.assign(new Error('agent is no longer attested'), {
+              code: 7,
+              details: 'agent is no longer attested',
+            }),
+          );
           return;
         }
         const next = authorizedDigest(ctx, agentId);

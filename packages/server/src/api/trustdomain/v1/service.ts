@@ -20,7 +20,9 @@ function toApi(r: FederationRelationship): ApiRelationship {
   return {
     trustDomain: r.trustDomain,
     bundleEndpointUrl: r.bundleEndpointUrl,
-    ...(r.profile === 'https_web' ? { httpsWeb: {} } : { httpsSpiffe: { endpointSpiffeId: r.endpointSpiffeId ?? '' } }),
+    ...(r.profile === 'https_web'
+      ? { httpsWeb: {} }
+      : { httpsSpiffe: { endpointSpiffeId: r.endpointSpiffeId ?? '' } }),
     trustDomainBundle: undefined,
   };
 }
@@ -34,7 +36,8 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
     } catch (err) {
       throw invalidArgument(field, errorMessage(err));
     }
-    if (td.equals(ctx.trustDomain)) throw invalidArgument(field, `"${td.name}" is the server's own trust domain`);
+    if (td.equals(ctx.trustDomain))
+      throw invalidArgument(field, `"${td.name}" is the server's own trust domain`);
     return td.name;
   };
   const parse = (r: ApiRelationship): FederationRelationship => {
@@ -43,9 +46,13 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
     try {
       url = new URL(r.bundleEndpointUrl);
     } catch {
-      throw invalidArgument('federation_relationship.bundle_endpoint_url', `"${r.bundleEndpointUrl}" is not a URL`);
+      throw invalidArgument(
+        'federation_relationship.bundle_endpoint_url',
+        `"${r.bundleEndpointUrl}" is not a URL`,
+      );
     }
-    if (url.protocol !== 'https:') throw invalidArgument('federation_relationship.bundle_endpoint_url', 'scheme must be https');
+    if (url.protocol !== 'https:')
+      throw invalidArgument('federation_relationship.bundle_endpoint_url', 'scheme must be https');
     if (url.username !== '' || url.password !== '') {
       throw invalidArgument('federation_relationship.bundle_endpoint_url', 'must not contain user info');
     }
@@ -54,12 +61,25 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
       try {
         id = SpiffeId.fromString(r.httpsSpiffe.endpointSpiffeId);
       } catch (err) {
-        throw invalidArgument('federation_relationship.bundle_endpoint_profile.endpoint_spiffe_id', errorMessage(err));
+        throw invalidArgument(
+          'federation_relationship.bundle_endpoint_profile.endpoint_spiffe_id',
+          errorMessage(err),
+        );
       }
-      return { trustDomain, bundleEndpointUrl: url.toString(), profile: 'https_spiffe', endpointSpiffeId: id.toString() };
+      return {
+        trustDomain,
+        bundleEndpointUrl: url.toString(),
+        profile: 'https_spiffe',
+        endpointSpiffeId: id.toString(),
+      };
     }
     if (r.httpsWeb !== undefined) {
-      return { trustDomain, bundleEndpointUrl: url.toString(), profile: 'https_web', endpointSpiffeId: undefined };
+      return {
+        trustDomain,
+        bundleEndpointUrl: url.toString(),
+        profile: 'https_web',
+        endpointSpiffeId: undefined,
+      };
     }
     throw invalidArgument('federation_relationship.bundle_endpoint_profile', 'missing profile');
   };
@@ -83,7 +103,8 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
     getFederationRelationship: unary(ctx, async (req) => {
       const td = parseTd('trust_domain', req.trustDomain);
       const r = await ctx.datastore.fetchFederationRelationship(td);
-      if (r === undefined) throw new GrpcStatusError(status.NOT_FOUND, 'federation relationship does not exist');
+      if (r === undefined)
+        throw new GrpcStatusError(status.NOT_FOUND, 'federation relationship does not exist');
       return toApi(r);
     }),
 
@@ -94,7 +115,10 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
           const stored = await ctx.datastore.createFederationRelationship(parse(r));
           results.push({ status: OK_STATUS, federationRelationship: toApi(stored) });
         } catch (err) {
-          results.push({ status: statusOf(mapError(err, 'federation relationship')), federationRelationship: undefined });
+          results.push({
+            status: statusOf(mapError(err, 'federation relationship')),
+            federationRelationship: undefined,
+          });
         }
       }
       return { results };
@@ -113,7 +137,10 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
           });
           results.push({ status: OK_STATUS, federationRelationship: toApi(stored) });
         } catch (err) {
-          results.push({ status: statusOf(mapError(err, 'federation relationship')), federationRelationship: undefined });
+          results.push({
+            status: statusOf(mapError(err, 'federation relationship')),
+            federationRelationship: undefined,
+          });
         }
       }
       return { results };

@@ -5,7 +5,12 @@
  */
 import { SpiffeId, type TrustDomain, validatePathSegment } from '@tessera/spiffe/spiffeid';
 import type { Datastore } from '../../../datastore/datastore.js';
-import { type AttestResult, attestationFailed, attestationInvalid, type NodeAttestor } from '../node-attestor.js';
+import {
+  type AttestResult,
+  attestationFailed,
+  attestationInvalid,
+  type NodeAttestor,
+} from '../node-attestor.js';
 
 /** The attestation type. */
 export const JOIN_TOKEN_TYPE = 'join_token';
@@ -46,9 +51,16 @@ export function createJoinTokenAttestor(config: JoinTokenAttestorConfig): NodeAt
       }
       const consumed = await config.datastore.consumeJoinToken(token, now());
       if (consumed === undefined) {
-        throw attestationFailed(JOIN_TOKEN_TYPE, 'join token does not exist, has expired or has already been used');
+        throw attestationFailed(
+          JOIN_TOKEN_TYPE,
+          'join token does not exist, has expired or has already been used',
+        );
       }
-      return { agentId: joinTokenAgentId(config.trustDomain, token).toString(), selectors: [], canReattest: false };
+      return {
+        agentId: joinTokenAgentId(config.trustDomain, token).toString(),
+        selectors: [],
+        canReattest: false,
+      };
     },
   };
 }

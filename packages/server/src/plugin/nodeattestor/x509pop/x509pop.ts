@@ -8,16 +8,21 @@
  */
 import {
   createHash,
-  type KeyObject,
-  randomBytes,
+  constants as cryptoConstants,
   sign as cryptoSign,
   verify as cryptoVerify,
-  constants as cryptoConstants,
+  type KeyObject,
+  randomBytes,
   X509Certificate,
 } from 'node:crypto';
 import { SpiffeId, type TrustDomain } from '@tessera/spiffe/spiffeid';
 import type { Selector } from '../../../datastore/types.js';
-import { type AttestResult, attestationFailed, attestationInvalid, type NodeAttestor } from '../node-attestor.js';
+import {
+  type AttestResult,
+  attestationFailed,
+  attestationInvalid,
+  type NodeAttestor,
+} from '../node-attestor.js';
 
 /** The attestation type. */
 export const X509POP_TYPE = 'x509pop';
@@ -90,7 +95,11 @@ function verifyResponse(publicKey: KeyObject, nonce: Buffer, signature: Buffer):
         return cryptoVerify(
           'sha256',
           nonce,
-          { key: publicKey, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO },
+          {
+            key: publicKey,
+            padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
+            saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO,
+          },
           signature,
         );
       case 'ed25519':
@@ -119,7 +128,8 @@ function within(cert: X509Certificate, nowMs: number): boolean {
  * ```
  */
 export function createX509PopAttestor(config: X509PopAttestorConfig): NodeAttestor {
-  if (config.caCertificates.length === 0) throw new TypeError('x509pop: at least one CA certificate is required');
+  if (config.caCertificates.length === 0)
+    throw new TypeError('x509pop: at least one CA certificate is required');
   const roots = [...config.caCertificates];
   const now = config.now ?? (() => new Date());
   return {
@@ -153,21 +163,32 @@ export function createX509PopAttestor(config: X509PopAttestorConfig): NodeAttest
       const selectors: Selector[] = [];
       const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1];
       if (cn !== undefined && cn !== '') selectors.push({ type: X509POP_TYPE, value: `subject:cn:${cn}` });
-      for (const ca of caChain) selectors.push({ type: X509POP_TYPE, value: `ca:fingerprint:${sha1Fingerprint(ca)}` });
+      for (const ca of caChain)
+        selectors.push({ type: X509POP_TYPE, value: `ca:fingerprint:${sha1Fingerprint(ca)}` });
       selectors.push({ type: X509POP_TYPE, value: `serialnumber:${leaf.serialNumber.toLowerCase()}` });
       for (const san of (leaf.subjectAltName ?? '').split(', ')) {
         const m = /^URI:x509pop:\/\/[^/]+\/([^/]+)\/(.+)$/.exec(san);
         if (m) selectors.push({ type: X509POP_TYPE, value: `san:${m[1]}:${m[2]}` });
       }
       const unique = [...new Map(selectors.map((s) => [s.value, s])).values()];
-      const agentId = SpiffeId.fromSegments(config.trustDomain, 'spire', 'agent', X509POP_TYPE, sha1Fingerprint(leaf));
+      const agentId = SpiffeId.fromSegments(
+        config.trustDomain,
+        'spire',
+        'agent',
+        X509POP_TYPE,
+        sha1Fingerprint(leaf),
+      );
       return { agentId: agentId.toString(), selectors: unique, canReattest: true };
     },
   };
 }
 
 /** Verifies `chain` (leaf first) up to one of `roots`; returns the CA certificates of the path (root last). */
-function verifyChain(chain: readonly X509Certificate[], roots: readonly X509Certificate[], nowMs: number): X509Certificate[] {
+function verifyChain(
+  chain: readonly X509Certificate[],
+  roots: readonly X509Certificate[],
+  nowMs: number,
+): X509Certificate[] {
   const path: X509Certificate[] = [];
   let current = chain[0] as X509Certificate;
   if (!within(current, nowMs)) throw attestationFailed(X509POP_TYPE, 'leaf certificate is not valid now');
