@@ -15,9 +15,13 @@ export function decodePemCertificates(text: string, source: string): X509Certifi
     try {
       out.push(new X509Certificate(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64')));
     } catch {
-      throw new ConfigError('ERR_CONFIG_INVALID', `config: "${source}" holds a certificate that cannot be parsed`);
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        `config: "${source}" holds a certificate that cannot be parsed`,
+      );
     }
   }
-  if (out.length === 0) throw new ConfigError('ERR_CONFIG_INVALID', `config: "${source}" holds no PEM certificate`);
+  if (out.length === 0)
+    throw new ConfigError('ERR_CONFIG_INVALID', `config: "${source}" holds no PEM certificate`);
   return out;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { Server as GrpcServer } from '@grpc/grpc-js';
 import {
@@ -17,7 +17,6 @@ import {
   TrustDomainService,
 } from '@tessera/common/api';
 import { createLogger, type TesseraLogger } from '@tessera/common/log';
-import { decodePemCertificates } from './internal-pem.js';
 import { createAgentService } from './api/agent/v1/service.js';
 import { createBundleService } from './api/bundle/v1/service.js';
 import type { ApiContext } from './api/context.js';
@@ -28,13 +27,14 @@ import { RateLimiter } from './api/middleware/rate-limit.js';
 import { createSvidService } from './api/svid/v1/service.js';
 import { createSyncService } from './api/sync/v1/service.js';
 import { createTrustDomainService } from './api/trustdomain/v1/service.js';
-import { EntryIndex } from './cache/entry-index.js';
 import { type CaManager, createCaManager } from './ca/ca-manager.js';
 import { createDiskUpstreamAuthority } from './ca/upstream-disk.js';
+import { EntryIndex } from './cache/entry-index.js';
 import { redactServerConfig, type ServerConfig } from './config/load.js';
 import type { Datastore } from './datastore/datastore.js';
 import { openDatastore } from './datastore/sql/open.js';
 import { type Endpoints, startEndpoints, startHealthServer } from './endpoints/endpoints.js';
+import { decodePemCertificates } from './internal-pem.js';
 import { createDiskKeyManager } from './keymanager/disk.js';
 import { createMemoryKeyManager } from './keymanager/memory.js';
 import { createJoinTokenAttestor } from './plugin/nodeattestor/join-token/join-token.js';
@@ -86,14 +86,17 @@ const SERVER_SVID_TTL = 3600;
 export async function startServer(opts: StartServerOptions): Promise<TesseraServer> {
   const { config } = opts;
   const now = opts.now ?? (() => new Date());
-  const log = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-server' } });
+  const log =
+    opts.logger ??
+    createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-server' } });
   log.info({ config: redactServerConfig(config) }, 'Configured');
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
   const cleanups: (() => Promise<void>)[] = [];
   const closeAll = async () => {
-    for (const c of cleanups.reverse()) await c().catch((err: unknown) => log.error({ err }, 'Shutdown step failed'));
+    for (const c of cleanups.reverse())
+      await c().catch((err: unknown) => log.error({ err }, 'Shutdown step failed'));
   };
   try {
     const datastore = await openDatastore(config.datastore.connectionString, { now: () => now().getTime() });
@@ -133,7 +136,12 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     ca.start();
     cleanups.push(() => ca.close());
 
-    const index = await EntryIndex.create({ datastore, trustDomain: config.trustDomain, now, logger: log.child({ subsystem: 'cache' }) });
+    const index = await EntryIndex.create({
+      datastore,
+      trustDomain: config.trustDomain,
+      now,
+      logger: log.child({ subsystem: 'cache' }),
+    });
     index.start();
     cleanups.push(() => index.close());
 
@@ -233,7 +241,12 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       cleanups.push(() => h.close());
     }
     if (config.metrics !== undefined) {
-      const m = await startHealthServer({ bindAddress: config.metrics.bindAddress, bindPort: config.metrics.bindPort, ready, metrics: metricsText });
+      const m = await startHealthServer({
+        bindAddress: config.metrics.bindAddress,
+        bindPort: config.metrics.bindPort,
+        ready,
+        metrics: metricsText,
+      });
       metricsPort = m.port;
       cleanups.push(() => m.close());
     }

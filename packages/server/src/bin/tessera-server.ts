@@ -51,7 +51,10 @@ function printIssues(issues: readonly ConfigIssue[]): void {
 }
 
 async function load(flags: Flags): Promise<ServerConfig> {
-  const r = await loadServerConfig({ ...(flags.config === undefined ? {} : { configPath: flags.config }), env: process.env });
+  const r = await loadServerConfig({
+    ...(flags.config === undefined ? {} : { configPath: flags.config }),
+    env: process.env,
+  });
   printIssues(r.warnings);
   return r.config;
 }
@@ -104,7 +107,8 @@ async function healthcheck(flags: Flags): Promise<number> {
     const config = await load(flags);
     if (flags.socket === undefined) socketPath = config.socketPath;
     if (config.healthChecks.listenerEnabled) {
-      const host = config.healthChecks.bindAddress === '0.0.0.0' ? '127.0.0.1' : config.healthChecks.bindAddress;
+      const host =
+        config.healthChecks.bindAddress === '0.0.0.0' ? '127.0.0.1' : config.healthChecks.bindAddress;
       const ok = await httpReady(host, config.healthChecks.bindPort, config.healthChecks.readyPath);
       process.stdout.write(ok ? 'Server is healthy.\n' : 'Server is unhealthy.\n');
       return ok ? 0 : 1;

@@ -98,9 +98,12 @@ export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints
   let chain: X509Certificate[] = [];
   let renewAtMs = 0;
   const issue = (): { key: string; cert: string; minVersion: 'TLSv1.2' } => {
-    const { privateKey, publicKey }: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync('ec', {
-      namedCurve: 'P-256',
-    });
+    const { privateKey, publicKey }: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync(
+      'ec',
+      {
+        namedCurve: 'P-256',
+      },
+    );
     const signed = ca.signServerSvid({ publicKey, ttlSeconds: config.serverSvidTtl });
     chain = signed.chain.map((d) => new X509Certificate(d));
     const issuedMs = now().getTime();
@@ -166,7 +169,10 @@ export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints
     });
   });
   await chmod(config.socketPath, 0o600);
-  logger.info({ socket_path: config.socketPath, address: `${config.bindAddress}:${tcpPort}` }, 'Endpoints started');
+  logger.info(
+    { socket_path: config.socketPath, address: `${config.bindAddress}:${tcpPort}` },
+    'Endpoints started',
+  );
 
   return {
     tcpPort,
@@ -205,7 +211,9 @@ export interface HealthServerConfig {
 }
 
 /** Serves `/live`, `/ready` (and `/metrics`) over HTTP. */
-export async function startHealthServer(config: HealthServerConfig): Promise<{ port: number; close(): Promise<void> }> {
+export async function startHealthServer(
+  config: HealthServerConfig,
+): Promise<{ port: number; close(): Promise<void> }> {
   const live = config.livePath ?? '/live';
   const ready = config.readyPath ?? '/ready';
   const server: HttpServer = createHttpServer((req, res) => {
