@@ -52,8 +52,11 @@ function say(line) {
   process.stdout.write(`${line}\n`);
 }
 
+let lockTaken;
+
 function fail(message) {
   process.stderr.write(`start: ${message}\n`);
+  if (lockTaken !== undefined) rmSync(lockTaken, { force: true });
   process.exit(1);
 }
 
@@ -134,6 +137,7 @@ function takeLock(file) {
     }
   }
   writeFileSync(file, `${process.pid}\n`);
+  lockTaken = file;
 }
 
 function portFree(port) {
@@ -181,17 +185,12 @@ const dirs = {
   logs: join(opts.dir, 'logs'),
   sockets: socketDir(opts.dir),
 };
-for (const d of [dirs.root, dirs.server, dirs.agent, dirs.logs])
-  mkdirSync(d, { recursive: true, mode: 0o700 });
-chmodSync(dirs.root, 0o700);
-mkdirSync(dirs.sockets, { recursive: true, mode: 0o755 });
 const sockets = {
   server: join(dirs.sockets, 'server/private/api.sock'),
   agent: join(dirs.sockets, 'agent/public/api.sock'),
   agentAdmin: join(dirs.sockets, 'agent/private/admin.sock'),
 };
 const lockFile = join(dirs.root, 'demo.pid');
-takeLock(lockFile);
 
 const uid = process.getuid?.();
 if (uid === undefined) fail('the demo needs a POSIX system (unix:uid workload attestation)');
@@ -312,6 +311,9 @@ function parseJson(text) {
 }
 
 async function main() {
+  mkdirSync(dirs.root, { recursive: true, mode: 0o700 });
+  chmodSync(dirs.root, 0o700);
+  takeLock(lockFile);
   const busy = await portFree(opts.port);
   if (busy !== undefined) {
     fail(
@@ -324,6 +326,9 @@ async function main() {
     if (demoBusy !== undefined)
       fail(`demo https port ${opts.demoPort} on 127.0.0.1 is ${demoBusy}; choose another with --demo-port`);
   }
+
+  for (const d of [dirs.server, dirs.agent, dirs.logs]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  mkdirSync(dirs.sockets, { recursive: true, mode: 0o755 });
 
   // 1. tessera-server on embedded SQLite.
   const serverConfig = join(dirs.root, 'server.yaml');
