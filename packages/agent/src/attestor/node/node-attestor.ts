@@ -1,0 +1,181 @@
+/**
+ * Agent-side node attestors: what the agent sends in `Agent/AttestAgent` and how it answers the server's
+ * challenges. Pairs with the server's attestors of the same type (SPIRE wire formats).
+ *
+ * @module
+ */
+import {
+  createPrivateKey,
+  constants as cryptoConstants,
+  sign as cryptoSign,
+  type KeyObject,
+  X509Certificate,
+} from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { SpiffeError } from '@tessera/spiffe/errors';
+
+/** An agent-side node attestor: the attestation payload and the answers to the server's challenges. */
+export interface AgentNodeAttestor {
+  /** Attestation type (`join_token`, `x509pop`), the `data.type` sent to the server. */
+  readonly type: string;
+  /** The attestation payload (`data.payload`); read fresh for every attestation. */
+  payload(): Promise<Buffer>;
+  /**
+   * Answers one server challenge.
+   *
+   * @throws {SpiffeError} ERR_NODE_ATTESTATION_INVALID when the challenge is malformed or unexpected
+   */
+  respond(challenge: Buffer): Promise<Buffer>;
+}
+
+function invalid(type: string, msg: string): SpiffeError {
+  return new SpiffeError('ERR_NODE_ATTESTATION_INVALID', `nodeattestor(${type}): ${msg}`);
+}
+
+/**
+ * Creates the join_token attestor: the payload is the token's UTF-8 bytes; the server sends no challenge.
+ *
+ * @throws {TypeError} when the token is empty
+ * @example
+ * ```ts
+ * const attestor = createJoinTokenAttestor('6b0f…');
+ * ```
+ */
+export function createJoinTokenAttestor(token: string): AgentNodeAttestor {
+  if (typeof token !== 'string' || token === '')
+    throw new TypeError('nodeattestor(join_token): token is required');
+  return {
+    type: 'join_token',
+    payload: async () => Buffer.from(token, 'utf8'),
+    respond: async () => {
+      throw invalid('join_token', 'the server sent an unexpected challenge');
+    },
+  };
+}
+
+/** Files of the x509pop attestor. */
+export interface X509PopAttestorFiles {
+  readonly privateKeyPath: string;
+  readonly certificatePath: string;
+  readonly intermediatesPath?: string;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Parses every certificate of a PEM text, in order. */
+function parsePemCertificates(text: string, what: string): X509Certificate[] {
+  const blocks = text.match(PEM_CERT) ?? [];
+  if (blocks.length === 0) throw invalid('x509pop', `${what} holds no PEM certificate`);
+  return blocks.map((b, i) => {
+    try {
+      return new X509Certificate(b);
+    } catch {
+      throw invalid('x509pop', `${what} certificate ${i} cannot be parsed`);
+    }
+  });
+}
+
+/**
+ * Builds the x509pop payload (`{"certificates": [base64 DER, leaf first]}`) of a chain.
+ *
+ * @example
+ * ```ts
+ * const payload = x509PopPayload([leaf, intermediate]);
+ * ```
+ */
+export function x509PopPayload(chain: readonly X509Certificate[]): Buffer {
+  return Buffer.from(JSON.stringify({ certificates: chain.map((c) => c.raw.toString('base64')) }));
+}
+
+/**
+ * Answers an x509pop challenge (`{"nonce": base64}`) with `{"signature": base64}`: ECDSA/SHA-256 (ASN.1),
+ * RSA-PSS/SHA-256 or Ed25519 over the nonce.
+ *
+ * @throws {SpiffeError} ERR_NODE_ATTESTATION_INVALID when the challenge is not `{"nonce": base64}`
+ * @example
+ * ```ts
+ * const response = x509PopResponse(key, challenge);
+ * ```
+ */
+export function x509PopResponse(privateKey: KeyObject, challenge: Buffer): Buffer {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(challenge.toString('utf8'));
+  } catch {
+    throw invalid('x509pop', 'challenge is not JSON');
+  }
+  const nonce = (parsed as { nonce?: unknown } | null)?.nonce;
+  if (typeof nonce !== 'string' || nonce === '') throw invalid('x509pop', 'challenge has no nonce');
+  const data = Buffer.from(nonce, 'base64');
+  let signature: Buffer;
+  switch (privateKey.asymmetricKeyType) {
+    case 'ec':
+      signature = cryptoSign('sha256', data, privateKey);
+      break;
+    case 'rsa':
+      signature = cryptoSign('sha256', data, {
+        key: privateKey,
+        padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
+        saltLength: cryptoConstants.RSA_PSS_SALTLEN_DIGEST,
+      });
+      break;
+    case 'ed25519':
+      signature = cryptoSign(null, data, privateKey);
+      break;
+    default:
+      throw invalid('x509pop', `unsupported key type "${String(privateKey.asymmetricKeyType)}"`);
+  }
+  return Buffer.from(JSON.stringify({ signature: signature.toString('base64') }));
+}
+
+/**
+ * Creates the x509pop attestor: proves possession of the private key of a certificate that chains to a CA
+ * the server trusts. Files are read at every attestation (a renewed node certificate is picked up).
+ *
+ * @example
+ * ```ts
+ * const attestor = createX509PopAttestor({ privateKeyPath: 'node.key', certificatePath: 'node.crt' });
+ * ```
+ */
+export function createX509PopAttestor(files: X509PopAttestorFiles): AgentNodeAttestor {
+  let key: KeyObject | undefined;
+  const loadKey = async (): Promise<KeyObject> => {
+    try {
+      return createPrivateKey(await readFile(files.privateKeyPath));
+    } catch (err) {
+      throw new SpiffeError(
+        'ERR_NODE_ATTESTATION_INVALID',
+        `nodeattestor(x509pop): cannot load private key "${files.privateKeyPath}"`,
+        { cause: err },
+      );
+    }
+  };
+  return {
+    type: 'x509pop',
+    async payload() {
+      const leafChain = parsePemCertificates(
+        await readFile(files.certificatePath, 'utf8'),
+        'certificate_path',
+      );
+      const chain = [...leafChain];
+      if (files.intermediatesPath !== undefined) {
+        chain.push(
+          ...parsePemCertificates(await readFile(files.intermediatesPath, 'utf8'), 'intermediates_path'),
+        );
+      }
+      key = await loadKey();
+      const leaf = chain[0] as X509Certificate;
+      if (!leaf.checkPrivateKey(key)) {
+        throw invalid(
+          'x509pop',
+          `private key "${files.privateKeyPath}" does not match certificate "${files.certificatePath}"`,
+        );
+      }
+      return x509PopPayload(chain);
+    },
+    async respond(challenge) {
+      key ??= await loadKey();
+      return x509PopResponse(key, challenge);
+    },
+  };
+}

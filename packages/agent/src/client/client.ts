@@ -1,0 +1,359 @@
+/**
+ * The agent's client of the tessera-server agent API (TCP + TLS): node attestation (no client certificate),
+ * then mTLS with the agent SVID for renewal, authorized entries, SVID signing, bundles and the Tessera
+ * entry watch. The server is authenticated as `spiffe://<td>/spire/server` against the trust domain's latest
+ * bundle at every handshake (CA rotation does not break new connections).
+ *
+ * @module
+ */
+import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { type ChannelCredentials, type ClientReadableStream, credentials, status } from '@grpc/grpc-js';
+import {
+  AgentService,
+  type AttestAgentResponse,
+  type BatchNewX509SVIDResponse_Result,
+  type Bundle,
+  BundleService,
+  type Entry,
+  EntryService,
+  type JWTSVID,
+  makeClient,
+  type NewX509SVIDParams,
+  SVIDService,
+  SyncService,
+  type TypedClient,
+  type WatchAuthorizedEntriesResponse,
+  type X509SVID,
+} from '@tessera/common/api';
+import { SpiffeBundle } from '@tessera/spiffe/bundle';
+import { SpiffeError } from '@tessera/spiffe/errors';
+import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
+import type { X509Svid } from '@tessera/spiffe/svid';
+import { authorizeId } from '@tessera/spiffe/tls';
+import { createSpiffeGrpcChannelCredentials } from '@tessera/spiffe/tls/grpc';
+import type { AgentNodeAttestor } from '../attestor/node/node-attestor.js';
+
+/** Default deadline of unary calls to the server. */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+
+/** How the server's certificate is checked. */
+export type ServerTrust =
+  /** Verify the server's SVID against the trust domain's latest bundle (returned by the function). */
+  | { readonly type: 'bundle'; readonly bundle: () => SpiffeBundle }
+  /** Do not verify the server (trust on first use with `insecure_bootstrap`): only for first contact. */
+  | { readonly type: 'insecure' };
+
+/** Options of {@link ServerClient}. */
+export interface ServerClientConfig {
+  /** Server host (IP or DNS name). */
+  readonly address: string;
+  readonly port: number;
+  readonly trustDomain: TrustDomain;
+  readonly trust: ServerTrust;
+  /** The agent SVID presented as client certificate; absent for attestation. */
+  readonly agentSvid?: () => X509Svid;
+  /** Deadline of unary calls (default {@link DEFAULT_CALL_TIMEOUT_MS}). */
+  readonly callTimeoutMs?: number;
+}
+
+/** The result of a node attestation. */
+export interface AttestationResult {
+  readonly svid: X509SVID;
+  readonly reattestable: boolean;
+}
+
+/** The ID of the server's own SVID in `td`. */
+export function serverIdOf(td: TrustDomain): SpiffeId {
+  return SpiffeId.fromSegments(td, 'spire', 'server');
+}
+
+/** `host:port` for grpc-js, with IPv6 literals bracketed. */
+export function serverTarget(address: string, port: number): string {
+  const host = address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
+  return `${host}:${port}`;
+}
+
+function channelCredentials(config: ServerClientConfig): ChannelCredentials {
+  const svid = config.agentSvid;
+  if (config.trust.type === 'insecure') {
+    let key: Buffer | null = null;
+    let chain: Buffer | null = null;
+    if (svid !== undefined) {
+      const pem = svid().marshal();
+      key = Buffer.from(pem.privateKey);
+      chain = Buffer.from(pem.certificates);
+    }
+    return credentials.createSsl(null, key, chain, {
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+    });
+  }
+  const bundle = config.trust.bundle;
+  return createSpiffeGrpcChannelCredentials(
+    svid === undefined ? undefined : { getX509Svid: () => svid() },
+    { getX509BundleForTrustDomain: (td) => bundle().getX509BundleForTrustDomain(td) },
+    authorizeId(serverIdOf(config.trustDomain)),
+  );
+}
+
+/**
+ * A client of the server's agent API. One instance uses one set of credentials: build a new one when the
+ * agent SVID changes (the server only accepts the current SVID of an agent).
+ *
+ * @example
+ * ```ts
+ * const client = new ServerClient({ address: 'server', port: 8081, trustDomain: td,
+ *   trust: { type: 'bundle', bundle: () => bundle }, agentSvid: () => svid });
+ * const entries = await client.getAuthorizedEntries();
+ * ```
+ */
+export class ServerClient {
+  readonly #agent: TypedClient<typeof AgentService>;
+  readonly #entry: TypedClient<typeof EntryService>;
+  readonly #svid: TypedClient<typeof SVIDService>;
+  readonly #bundle: TypedClient<typeof BundleService>;
+  readonly #sync: TypedClient<typeof SyncService>;
+  readonly #timeoutMs: number;
+  #closed = false;
+
+  constructor(config: ServerClientConfig) {
+    const target = serverTarget(config.address, config.port);
+    const creds = channelCredentials(config);
+    // One credentials object: grpc-js shares the connection between the service clients.
+    const options = {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+    };
+    this.#agent = makeClient(AgentService, target, creds, options);
+    this.#entry = makeClient(EntryService, target, creds, options);
+    this.#svid = makeClient(SVIDService, target, creds, options);
+    this.#bundle = makeClient(BundleService, target, creds, options);
+    this.#sync = makeClient(SyncService, target, creds, options);
+    this.#timeoutMs = config.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  }
+
+  #deadline(): Date {
+    return new Date(Date.now() + this.#timeoutMs);
+  }
+
+  /**
+   * Attests the node over `Agent/AttestAgent`, answering challenges with `attestor`.
+   *
+   * @param csr - DER CSR of the agent SVID key.
+   * @throws the grpc-js ServiceError of the server (PermissionDenied when attestation fails or the agent is
+   * banned), or a SpiffeError ERR_NODE_ATTESTATION_INVALID when the exchange is malformed
+   */
+  async attestAgent(attestor: AgentNodeAttestor, csr: Buffer): Promise<AttestationResult> {
+    const payload = await attestor.payload();
+    const call = this.#agent.attestAgent({ deadline: this.#deadline() });
+    return new Promise<AttestationResult>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        call.cancel();
+        reject(err);
+      };
+      call.on('data', (res: AttestAgentResponse) => {
+        if (res.result !== undefined) {
+          if (settled) return;
+          if (res.result.svid === undefined) {
+            fail(new SpiffeError('ERR_NODE_ATTESTATION_INVALID', 'agent: attestation result has no svid'));
+            return;
+          }
+          settled = true;
+          call.end();
+          resolve({ svid: res.result.svid, reattestable: res.result.reattestable });
+        } else if (res.challenge !== undefined) {
+          attestor.respond(res.challenge).then(
+            (challengeResponse) => {
+              if (!settled) call.write({ challengeResponse });
+            },
+            (err: unknown) => fail(err),
+          );
+        }
+      });
+      call.on('error', (err) => fail(err));
+      call.on('end', () =>
+        fail(
+          new SpiffeError('ERR_NODE_ATTESTATION_INVALID', 'agent: server ended attestation without a result'),
+        ),
+      );
+      call.write({ params: { data: { type: attestor.type, payload }, params: { csr } } });
+    });
+  }
+
+  /** Renews the agent SVID (`Agent/RenewAgent`) for the key of `csr`. */
+  async renewAgent(csr: Buffer): Promise<X509SVID> {
+    const res = await this.#agent.renewAgent({ params: { csr } }, { deadline: this.#deadline() });
+    if (res.svid === undefined)
+      throw new SpiffeError('ERR_X509SVID_INVALID', 'agent: renewal returned no svid');
+    return res.svid;
+  }
+
+  /** The entries this agent is authorized for (`Entry/GetAuthorizedEntries`). */
+  async getAuthorizedEntries(): Promise<Entry[]> {
+    const res = await this.#entry.getAuthorizedEntries(
+      { outputMask: undefined },
+      { deadline: this.#deadline() },
+    );
+    return res.entries;
+  }
+
+  /** Signs workload CSRs (`SVID/BatchNewX509SVID`); results are in request order. */
+  async batchNewX509Svid(params: NewX509SVIDParams[]): Promise<BatchNewX509SVIDResponse_Result[]> {
+    const res = await this.#svid.batchNewX509Svid({ params }, { deadline: this.#deadline() });
+    if (res.results.length !== params.length) {
+      throw new SpiffeError(
+        'ERR_X509SVID_INVALID',
+        `agent: server returned ${res.results.length} results for ${params.length} csrs`,
+      );
+    }
+    return res.results;
+  }
+
+  /** Mints a JWT-SVID for an entry (`SVID/NewJWTSVID`). */
+  async newJwtSvid(entryId: string, audience: readonly string[]): Promise<JWTSVID> {
+    const res = await this.#svid.newJwtsvid(
+      { entryId, audience: [...audience] },
+      { deadline: this.#deadline() },
+    );
+    if (res.svid === undefined)
+      throw new SpiffeError('ERR_JWTSVID_INVALID', 'agent: server returned no jwt-svid');
+    return res.svid;
+  }
+
+  /** The trust domain's bundle (`Bundle/GetBundle`). */
+  async getBundle(): Promise<Bundle> {
+    return this.#bundle.getBundle({ outputMask: undefined }, { deadline: this.#deadline() });
+  }
+
+  /** Every federated bundle (`Bundle/ListFederatedBundles`, all pages). */
+  async listFederatedBundles(): Promise<Bundle[]> {
+    const out: Bundle[] = [];
+    let pageToken = '';
+    for (let page = 0; page < 1000; page++) {
+      const res = await this.#bundle.listFederatedBundles(
+        { outputMask: undefined, pageSize: 0, pageToken },
+        { deadline: this.#deadline() },
+      );
+      out.push(...res.bundles);
+      if (res.nextPageToken === '' || res.nextPageToken === pageToken) return out;
+      pageToken = res.nextPageToken;
+    }
+    return out;
+  }
+
+  /** Opens `Sync/WatchAuthorizedEntries`; the caller listens for `data`, `error` and `end`. */
+  watchAuthorizedEntries(): ClientReadableStream<WatchAuthorizedEntriesResponse> {
+    return this.#sync.watchAuthorizedEntries({});
+  }
+
+  /** Closes the connections; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of [this.#agent, this.#entry, this.#svid, this.#bundle, this.#sync]) c.close();
+  }
+}
+
+/** What a failed server call means for the agent. */
+export type ServerErrorKind = 'banned' | 'not_attested' | 'unavailable' | 'other';
+
+/**
+ * Classifies an error of a server call: `banned` and `not_attested` (evicted, or an SVID the server no longer
+ * accepts) come from PermissionDenied; `unavailable` covers transport failures and deadlines.
+ *
+ * @example
+ * ```ts
+ * if (classifyServerError(err) === 'banned') stop();
+ * ```
+ */
+export function classifyServerError(err: unknown): ServerErrorKind {
+  const e = err as { code?: unknown; details?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'number' ? e.code : undefined;
+  const text = `${typeof e?.details === 'string' ? e.details : ''} ${typeof e?.message === 'string' ? e.message : ''}`;
+  if (code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED) {
+    if (/\bbanned\b/.test(text)) return 'banned';
+    if (/not attested|not its current|agent not found/.test(text)) return 'not_attested';
+    return 'other';
+  }
+  if (code === status.NOT_FOUND && /agent not found/.test(text)) return 'not_attested';
+  if (
+    code === status.UNAVAILABLE ||
+    code === status.DEADLINE_EXCEEDED ||
+    code === status.CANCELLED ||
+    code === status.RESOURCE_EXHAUSTED ||
+    code === undefined
+  ) {
+    return 'unavailable';
+  }
+  return 'other';
+}
+
+/** A bundle from the wire plus the fingerprints (SHA-256 of the DER) of its tainted X.509 authorities. */
+export interface ConvertedBundle {
+  readonly bundle: SpiffeBundle;
+  readonly taintedX509: ReadonlySet<string>;
+}
+
+/**
+ * Converts a `spire.api.types.Bundle` to a {@link SpiffeBundle}.
+ *
+ * @throws {SpiffeError} ERR_BUNDLE_INVALID when a certificate or key cannot be parsed, or the trust domain
+ * is invalid
+ */
+export function bundleFromApi(b: Bundle): ConvertedBundle {
+  let td: TrustDomain;
+  try {
+    td = TrustDomain.fromString(b.trustDomain);
+  } catch (err) {
+    throw new SpiffeError(
+      'ERR_BUNDLE_INVALID',
+      `agent: bundle has an invalid trust domain "${b.trustDomain}"`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const tainted = new Set<string>();
+  const x509: X509Certificate[] = [];
+  for (const [i, a] of b.x509Authorities.entries()) {
+    try {
+      const cert = new X509Certificate(a.asn1);
+      x509.push(cert);
+      if (a.tainted) tainted.add(cert.fingerprint256);
+    } catch (err) {
+      throw new SpiffeError(
+        'ERR_BUNDLE_INVALID',
+        `agent: bundle "${b.trustDomain}" x509 authority ${i} is invalid`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  const jwt = new Map<string, KeyObject>();
+  for (const k of b.jwtAuthorities) {
+    try {
+      jwt.set(k.keyId, createPublicKey({ key: k.publicKey, format: 'der', type: 'spki' }));
+    } catch (err) {
+      throw new SpiffeError(
+        'ERR_BUNDLE_INVALID',
+        `agent: bundle "${b.trustDomain}" jwt authority "${k.keyId}" is invalid`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  const bundle = SpiffeBundle.fromAuthorities(td, {
+    x509Authorities: x509,
+    jwtAuthorities: jwt,
+    ...(b.sequenceNumber > 0n ? { sequenceNumber: b.sequenceNumber } : {}),
+    ...(b.refreshHint > 0n ? { refreshHint: Number(b.refreshHint) } : {}),
+  });
+  return { bundle, taintedX509: tainted };
+}

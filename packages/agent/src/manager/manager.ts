@@ -1,0 +1,1325 @@
+/**
+ * The agent's identity manager: node attestation and agent SVID renewal, sync of authorized entries and
+ * bundles with the server (pushed by `Sync/WatchAuthorizedEntries`, polled as a fallback), the workload
+ * X509-SVID cache (local P-256 keys, batched CSRs, bounded LRU, rotation at half-life with jitter), the
+ * JWT-SVID cache, and persistence of all of it so workloads keep their identities across an agent restart
+ * while the server is away. Implements {@link WorkloadIdentityProvider} for the Workload API and SDS.
+ *
+ * @module
+ */
+import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { Entry, WatchAuthorizedEntriesResponse, X509SVID } from '@tessera/common/api';
+import { buildCsr, pkcs8Der } from '@tessera/common/x509';
+import { SpiffeBundle, X509Bundle } from '@tessera/spiffe/bundle';
+import { SpiffeError } from '@tessera/spiffe/errors';
+import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
+import { verifyX509SvidSync, X509Svid } from '@tessera/spiffe/svid';
+import type { AgentNodeAttestor } from '../attestor/node/node-attestor.js';
+import {
+  bundleFromApi,
+  classifyServerError,
+  ServerClient,
+  type ServerClientConfig,
+  type ServerTrust,
+} from '../client/client.js';
+import type { TrustBootstrap } from '../config/load.js';
+import type {
+  IdentitySnapshot,
+  IdentitySubscription,
+  WorkloadIdentityProvider,
+  WorkloadJwtSvid,
+  WorkloadSelector,
+  WorkloadX509Svid,
+} from './provider.js';
+import type { AgentStorage, StoredEntry } from './storage.js';
+
+/** The logger the manager writes to (pino's Logger fits). */
+export interface ManagerLogger {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+const nullLogger: ManagerLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The server client operations the manager uses ({@link ServerClient} implements them). */
+export type ManagerServerClient = Pick<
+  ServerClient,
+  | 'attestAgent'
+  | 'renewAgent'
+  | 'getAuthorizedEntries'
+  | 'batchNewX509Svid'
+  | 'newJwtSvid'
+  | 'getBundle'
+  | 'listFederatedBundles'
+  | 'watchAuthorizedEntries'
+  | 'close'
+>;
+
+/** Options of {@link IdentityManager}. */
+export interface IdentityManagerConfig {
+  readonly trustDomain: TrustDomain;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  /** How the server is authenticated before the agent has a stored bundle. */
+  readonly trustBootstrap: TrustBootstrap;
+  readonly attestor: AgentNodeAttestor;
+  readonly storage: AgentStorage;
+  /** Most X509-SVIDs cached (entries with subscribers are kept beyond it). Default 1000. */
+  readonly x509SvidCacheMaxSize?: number;
+  /** Most JWT-SVIDs cached. Default 1000. */
+  readonly jwtSvidCacheMaxSize?: number;
+  /** When set, X509-SVIDs rotate once less than this remains (ms) instead of at half-life. */
+  readonly availabilityTargetMs?: number;
+  readonly logger?: ManagerLogger;
+  /** Clock; default the system clock. */
+  readonly now?: () => Date;
+  /** Random numbers in [0, 1) for rotation jitter; default Math.random. */
+  readonly random?: () => number;
+  /** Housekeeping period (rotation, renewal checks). Default 1000 ms; 0 disables the timer (tests drive `tick`). */
+  readonly tickMs?: number;
+  /** Bundle refresh period, and entry poll period while the watch is down. Default 5000 ms. */
+  readonly pollMs?: number;
+  /** Full entry resync period even when the watch is up. Default 60000 ms. */
+  readonly resyncMs?: number;
+  /** Called once when the agent must stop (banned, or evicted without the right to re-attest). */
+  readonly onFatal?: (err: Error) => void;
+  /** Builds server clients (tests); default {@link ServerClient}. */
+  readonly clientFactory?: (config: ServerClientConfig) => ManagerServerClient;
+  /** Fetches `trust_bundle_url` (tests); default global fetch. */
+  readonly fetch?: (url: URL) => Promise<string>;
+}
+
+interface CachedEntry {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly selectors: readonly WorkloadSelector[];
+  readonly selectorKeys: readonly string[];
+  readonly federatesWith: readonly string[];
+  readonly hint: string;
+  readonly createdAt: bigint;
+  readonly revision: bigint;
+  readonly x509SvidTtl: number;
+  readonly jwtSvidTtl: number;
+}
+
+interface CachedSvid {
+  readonly entryId: string;
+  readonly entryRevision: bigint;
+  readonly spiffeId: string;
+  readonly chain: readonly X509Certificate[];
+  readonly chainDers: readonly Buffer[];
+  readonly keyDer: Buffer;
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  readonly rotateAtMs: number;
+  wire: WorkloadX509Svid;
+  /** Bundle generation the chain was last checked against. */
+  checkedGen: number;
+  stale: boolean;
+}
+
+interface CachedJwt {
+  readonly svid: WorkloadJwtSvid;
+  readonly refreshAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+interface Sub {
+  readonly onUpdate: (snapshot: IdentitySnapshot) => void;
+  closed: boolean;
+}
+
+interface Group {
+  readonly key: string;
+  readonly selectorKeys: ReadonlySet<string>;
+  readonly subs: Set<Sub>;
+  entryIds: string[];
+  snapshot: IdentitySnapshot;
+}
+
+const selectorKey = (s: WorkloadSelector): string => `${s.type}:${s.value}`;
+const ISSUE_BATCH = 500;
+const DEFAULT_TTL_S = 3600;
+
+function parseTime(s: string): number {
+  return new Date(s).getTime();
+}
+
+function entrySpiffeId(e: Entry): string | undefined {
+  if (e.spiffeId === undefined) return undefined;
+  try {
+    return SpiffeId.fromPath(TrustDomain.fromString(e.spiffeId.trustDomain), e.spiffeId.path).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+function sameSnapshot(a: IdentitySnapshot, b: IdentitySnapshot): boolean {
+  if (a.bundle !== b.bundle || a.svids.length !== b.svids.length) return false;
+  for (let i = 0; i < a.svids.length; i++) if (a.svids[i] !== b.svids[i]) return false;
+  if (a.federatedBundles.size !== b.federatedBundles.size) return false;
+  for (const [k, v] of a.federatedBundles) if (b.federatedBundles.get(k) !== v) return false;
+  return true;
+}
+
+/** Loads the bootstrap bundle of `trust_bundle_path` / `trust_bundle_url`; undefined for insecure bootstrap. */
+export async function loadBootstrapBundle(
+  td: TrustDomain,
+  bootstrap: TrustBootstrap,
+  fetchText: (url: URL) => Promise<string> = defaultFetch,
+): Promise<SpiffeBundle | undefined> {
+  switch (bootstrap.type) {
+    case 'bundle_path':
+      return SpiffeBundle.fromBundle(X509Bundle.load(td, bootstrap.path));
+    case 'bundle_url': {
+      const text = await fetchText(bootstrap.url);
+      return bootstrap.format === 'pem'
+        ? SpiffeBundle.fromBundle(X509Bundle.parse(td, text))
+        : SpiffeBundle.parse(td, text);
+    }
+    case 'insecure':
+      return undefined;
+  }
+}
+
+async function defaultFetch(url: URL): Promise<string> {
+  const res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(30_000) });
+  if (res.status !== 200) {
+    throw new SpiffeError(
+      'ERR_BUNDLE_INVALID',
+      `agent: unexpected status ${res.status} fetching bundle "${url}"`,
+    );
+  }
+  return res.text();
+}
+
+/**
+ * The identity manager; see the module comment.
+ *
+ * @example
+ * ```ts
+ * const manager = new IdentityManager({ trustDomain, serverAddress: 'server', serverPort: 8081,
+ *   trustBootstrap: { type: 'bundle_path', path: 'bundle.pem' }, attestor, storage });
+ * await manager.start();
+ * const sub = manager.subscribe([{ type: 'unix', value: 'uid:1000' }], (snap) => send(snap));
+ * ```
+ */
+export class IdentityManager implements WorkloadIdentityProvider {
+  readonly #cfg: IdentityManagerConfig;
+  readonly #td: TrustDomain;
+  readonly #log: ManagerLogger;
+  readonly #now: () => Date;
+  readonly #random: () => number;
+  readonly #x509Max: number;
+  readonly #jwtMax: number;
+  readonly #pollMs: number;
+  readonly #resyncMs: number;
+  readonly #newClient: (config: ServerClientConfig) => ManagerServerClient;
+
+  #agentSvid: X509Svid | undefined;
+  #reattestable = false;
+  #client: ManagerServerClient | undefined;
+  #bundle: SpiffeBundle | undefined;
+  #bundleGen = 0;
+  #tainted: ReadonlySet<string> = new Set();
+  #federated = new Map<string, SpiffeBundle>();
+  #entries = new Map<string, CachedEntry>();
+  #bySelector = new Map<string, string[]>();
+  #svids = new Map<string, CachedSvid>();
+  #groups = new Map<string, Group>();
+  #jwt = new Map<string, CachedJwt>();
+  readonly #bundleListeners = new Set<() => void>();
+  #synced = false;
+
+  #timer: NodeJS.Timeout | undefined;
+  #persistTimer: NodeJS.Timeout | undefined;
+  #watch: ClientReadableStream<WatchAuthorizedEntriesResponse> | undefined;
+  #watchUp = false;
+  #watchRetryAtMs = 0;
+  #lastRevision: bigint | undefined;
+  #entriesDirty = true;
+  #lastEntrySyncMs = Number.NEGATIVE_INFINITY;
+  #lastBundleSyncMs = Number.NEGATIVE_INFINITY;
+  #issueBackoffUntilMs = 0;
+  #running: Promise<void> | undefined;
+  #rerun = false;
+  #stopped = false;
+  #fatalError: Error | undefined;
+
+  constructor(config: IdentityManagerConfig) {
+    this.#cfg = config;
+    this.#td = config.trustDomain;
+    this.#log = config.logger ?? nullLogger;
+    this.#now = config.now ?? (() => new Date());
+    this.#random = config.random ?? Math.random;
+    this.#x509Max = config.x509SvidCacheMaxSize ?? 1000;
+    this.#jwtMax = config.jwtSvidCacheMaxSize ?? 1000;
+    this.#pollMs = config.pollMs ?? 5000;
+    this.#resyncMs = config.resyncMs ?? 60_000;
+    this.#newClient = config.clientFactory ?? ((c) => new ServerClient(c));
+    for (const [name, v] of [
+      ['x509SvidCacheMaxSize', this.#x509Max],
+      ['jwtSvidCacheMaxSize', this.#jwtMax],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new RangeError(`manager: ${name} must be a positive integer, got ${v}`);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /**
+   * Loads the persisted state, attests the node when it has no valid agent SVID (retrying while the server is
+   * unreachable), then syncs once and starts the background loop and the entry watch.
+   *
+   * @throws {SpiffeError} ERR_NODE_ATTESTATION_FAILED when the server refuses attestation (bad join token,
+   * banned agent) — the agent must not run
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    const storage = this.#cfg.storage;
+    await storage.init();
+    await this.#loadPersisted();
+    if (this.#bundle === undefined) {
+      this.#setBundle(
+        await loadBootstrapBundle(this.#td, this.#cfg.trustBootstrap, this.#cfg.fetch),
+        new Set(),
+      );
+    }
+    if (this.#agentSvid === undefined) {
+      await this.#attestWithRetry(signal);
+    } else {
+      this.#log.info(
+        { spiffe_id: this.#agentSvid.id.toString() },
+        'Using the stored agent SVID (no re-attestation)',
+      );
+    }
+    this.#openClient();
+    await this.#runOnce();
+    const tickMs = this.#cfg.tickMs ?? 1000;
+    if (tickMs > 0 && !this.#stopped) {
+      const loop = () => {
+        this.#timer = setTimeout(() => {
+          void this.#runOnce().finally(() => {
+            if (!this.#stopped) loop();
+          });
+        }, tickMs);
+      };
+      loop();
+    }
+  }
+
+  /** Stops the loop and the watch, closes the server connection and flushes the cache to disk. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#closeWatch();
+    this.#client?.close();
+    this.#client = undefined;
+    await this.#running?.catch(() => {});
+    if (this.#persistTimer !== undefined) {
+      clearTimeout(this.#persistTimer);
+      this.#persistTimer = undefined;
+      if (this.#fatalError === undefined) await this.#persistCache().catch(() => {});
+    }
+    await this.#cfg.storage.flush().catch(() => {});
+    for (const g of this.#groups.values()) g.subs.clear();
+  }
+
+  /** Why the manager stopped on its own (banned, evicted without re-attestation); undefined while healthy. */
+  get fatalError(): Error | undefined {
+    return this.#fatalError;
+  }
+
+  /** The agent's SVID (undefined before attestation). */
+  get agentSvid(): X509Svid | undefined {
+    return this.#agentSvid;
+  }
+
+  /** Number of cached X509-SVIDs and JWT-SVIDs and of known entries (metrics). */
+  stats(): {
+    readonly x509Svids: number;
+    readonly jwtSvids: number;
+    readonly entries: number;
+    readonly subscriptions: number;
+  } {
+    let subs = 0;
+    for (const g of this.#groups.values()) subs += g.subs.size;
+    return {
+      x509Svids: this.#svids.size,
+      jwtSvids: this.#jwt.size,
+      entries: this.#entries.size,
+      subscriptions: subs,
+    };
+  }
+
+  /**
+   * Runs one round of housekeeping now: agent SVID renewal, bundle and entry sync when due, SVID issuance and
+   * rotation. Tests drive the manager with it (with `tickMs: 0` and a fake clock).
+   */
+  tick(): Promise<void> {
+    return this.#runOnce();
+  }
+
+  /** Marks entries as changed and syncs them at once (what a watch notification does). */
+  syncNow(): Promise<void> {
+    this.#entriesDirty = true;
+    this.#lastBundleSyncMs = Number.NEGATIVE_INFINITY;
+    return this.#runOnce();
+  }
+
+  #runOnce(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#running !== undefined) {
+      this.#rerun = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      do {
+        this.#rerun = false;
+        try {
+          await this.#round();
+        } catch (err) {
+          this.#log.error({ err }, 'Agent sync round failed');
+        }
+      } while (this.#rerun && !this.#stopped);
+    })().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #round(): Promise<void> {
+    const nowMs = this.#now().getTime();
+    await this.#maybeRenewAgent(nowMs);
+    if (this.#stopped) return;
+    if (this.#client === undefined) this.#openClient();
+    if (!this.#watchUp && this.#watch === undefined && nowMs >= this.#watchRetryAtMs) this.#startWatch();
+    if (nowMs - this.#lastBundleSyncMs >= this.#pollMs)
+      await this.#guard('bundle sync', () => this.#syncBundles());
+    const entriesDue =
+      this.#entriesDirty ||
+      (!this.#watchUp && nowMs - this.#lastEntrySyncMs >= this.#pollMs) ||
+      nowMs - this.#lastEntrySyncMs >= this.#resyncMs;
+    if (entriesDue && !this.#stopped) await this.#guard('entry sync', () => this.#syncEntries());
+    if (this.#stopped) return;
+    this.#dropExpired(nowMs);
+    if (nowMs >= this.#issueBackoffUntilMs) {
+      const ok = await this.#guard('svid issuance', () => this.#issueNeeded());
+      if (!ok) this.#issueBackoffUntilMs = nowMs + Math.min(this.#pollMs, 5000);
+    }
+    this.#pruneJwt(nowMs);
+  }
+
+  /** Runs a server step; handles ban/eviction; returns false when it failed. */
+  async #guard(what: string, fn: () => Promise<void>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      await this.#onServerError(what, err);
+      return false;
+    }
+  }
+
+  async #onServerError(what: string, err: unknown): Promise<void> {
+    const kind = classifyServerError(err);
+    if (kind === 'banned') {
+      await this.#fatal(
+        new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: this agent is banned by the server', {
+          cause: err,
+        }),
+      );
+    } else if (kind === 'not_attested') {
+      if (this.#reattestable) {
+        this.#log.warn({ err, step: what }, 'The server no longer knows this agent; re-attesting');
+        try {
+          await this.#attest();
+          this.#openClient();
+        } catch (e) {
+          const k = classifyServerError(e);
+          if (k === 'unavailable') this.#log.warn({ err: e }, 'Re-attestation failed; retrying later');
+          else
+            await this.#fatal(
+              new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: re-attestation failed', { cause: e }),
+            );
+        }
+      } else {
+        await this.#fatal(
+          new SpiffeError(
+            'ERR_NODE_ATTESTATION_FAILED',
+            'agent: this agent was evicted and its attestation method (join_token) cannot re-attest; a new join token is needed',
+            { cause: err },
+          ),
+        );
+      }
+    } else if (kind === 'unavailable') {
+      this.#log.debug({ err, step: what }, 'Server unavailable');
+    } else {
+      this.#log.warn({ err, step: what }, 'Server call failed');
+    }
+  }
+
+  async #fatal(err: Error): Promise<void> {
+    if (this.#fatalError !== undefined) return;
+    this.#fatalError = err;
+    this.#log.error({ err }, 'Agent stopping: it can no longer obtain identities (its state is deleted)');
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#persistTimer !== undefined) clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    this.#closeWatch();
+    this.#client?.close();
+    this.#client = undefined;
+    // Fail closed: a banned or evicted node hands out nothing more.
+    this.#entries.clear();
+    this.#bySelector.clear();
+    this.#svids.clear();
+    this.#jwt.clear();
+    this.#refreshGroups();
+    await this.#cfg.storage
+      .clear()
+      .catch((e: unknown) => this.#log.error({ err: e }, 'Cannot delete agent state'));
+    this.#cfg.onFatal?.(err);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Persistence
+
+  async #loadPersisted(): Promise<void> {
+    const storage = this.#cfg.storage;
+    const nowMs = this.#now().getTime();
+    try {
+      const st = await storage.loadAgentState();
+      if (st !== undefined) {
+        if (st.trustDomain !== this.#td.name) {
+          this.#log.warn(
+            { trust_domain: st.trustDomain },
+            'Stored agent state is for another trust domain; ignoring it',
+          );
+        } else {
+          const bundle = SpiffeBundle.parse(this.#td, st.bundle);
+          this.#setBundle(bundle, new Set());
+          const svid = X509Svid.parseDer(Buffer.concat(st.chain), st.key);
+          const leaf = svid.certificates[0] as X509Certificate;
+          if (parseTime(leaf.validTo) <= nowMs) {
+            this.#log.info({}, 'Stored agent SVID has expired; attesting again');
+          } else {
+            verifyX509SvidSync(svid.certificates, bundle, { now: new Date(nowMs) });
+            this.#agentSvid = svid;
+            this.#reattestable = st.reattestable;
+          }
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'Stored agent state is unusable; attesting again');
+    }
+    if (this.#bundle === undefined) return;
+    try {
+      const c = await storage.loadCache();
+      if (c === undefined || c.trustDomain !== this.#td.name) return;
+      for (const [name, json] of Object.entries(c.federated)) {
+        try {
+          const td = TrustDomain.fromString(name);
+          this.#federated.set(name, SpiffeBundle.parse(td, json));
+        } catch (err) {
+          this.#log.warn({ err, trust_domain: name }, 'Ignoring an unreadable stored federated bundle');
+        }
+      }
+      for (const e of c.entries) this.#putEntry(storedToEntry(e));
+      this.#reindex();
+      for (const s of c.svids) {
+        const entry = this.#entries.get(s.entryId);
+        if (entry === undefined) continue;
+        try {
+          const cached = this.#makeSvid(entry, BigInt(s.entryRevision), s.chain, s.key, nowMs);
+          if (cached.notAfterMs > nowMs) this.#svids.set(entry.id, cached);
+        } catch (err) {
+          this.#log.warn({ err, entry_id: s.entryId }, 'Ignoring an unusable stored SVID');
+        }
+      }
+      this.#synced = true;
+      this.#log.info(
+        { entries: this.#entries.size, svids: this.#svids.size },
+        'Loaded the persisted SVID cache',
+      );
+    } catch (err) {
+      this.#log.warn({ err }, 'Stored SVID cache is unusable; ignoring it');
+    }
+  }
+
+  #persistSoon(): void {
+    if (this.#persistTimer !== undefined || this.#stopped) return;
+    this.#persistTimer = setTimeout(() => {
+      this.#persistTimer = undefined;
+      this.#persistCache().catch((err: unknown) => this.#log.error({ err }, 'Cannot persist the SVID cache'));
+    }, 100);
+    this.#persistTimer.unref();
+  }
+
+  #persistCache(): Promise<void> {
+    const federated: Record<string, string> = {};
+    for (const [k, v] of this.#federated) federated[k] = v.marshal();
+    return this.#cfg.storage.saveCache({
+      trustDomain: this.#td.name,
+      entries: [...this.#entries.values()].map(entryToStored),
+      svids: [...this.#svids.values()].map((s) => ({
+        entryId: s.entryId,
+        entryRevision: s.entryRevision.toString(),
+        chain: s.chainDers,
+        key: s.keyDer,
+      })),
+      federated,
+    });
+  }
+
+  #saveAgentState(): Promise<void> {
+    const svid = this.#agentSvid;
+    const bundle = this.#bundle;
+    if (svid === undefined || bundle === undefined) return Promise.resolve();
+    return this.#cfg.storage.saveAgentState({
+      trustDomain: this.#td.name,
+      chain: svid.certificates.map((c) => c.raw),
+      key: pkcs8Der(svid.privateKey),
+      reattestable: this.#reattestable,
+      bundle: bundle.marshal(),
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Attestation and the agent SVID
+
+  #trust(): ServerTrust {
+    return this.#bundle === undefined
+      ? { type: 'insecure' }
+      : { type: 'bundle', bundle: () => this.#requireBundle() };
+  }
+
+  #requireBundle(): SpiffeBundle {
+    if (this.#bundle === undefined)
+      throw new SpiffeError('ERR_BUNDLE_NOT_FOUND', 'agent: no trust bundle yet');
+    return this.#bundle;
+  }
+
+  #clientConfig(extra: Partial<ServerClientConfig> = {}): ServerClientConfig {
+    return {
+      address: this.#cfg.serverAddress,
+      port: this.#cfg.serverPort,
+      trustDomain: this.#td,
+      trust: this.#trust(),
+      ...extra,
+    };
+  }
+
+  #openClient(): void {
+    const svid = this.#agentSvid;
+    if (svid === undefined || this.#stopped) return;
+    this.#closeWatch();
+    this.#client?.close();
+    this.#client = this.#newClient(this.#clientConfig({ agentSvid: () => svid }));
+    this.#watchRetryAtMs = 0;
+  }
+
+  async #attestWithRetry(signal?: AbortSignal): Promise<void> {
+    let delay = 500;
+    for (;;) {
+      try {
+        await this.#attest();
+        return;
+      } catch (err) {
+        const kind = classifyServerError(err);
+        if (kind !== 'unavailable' || signal?.aborted || this.#stopped) {
+          if (err instanceof SpiffeError) throw err;
+          const e = err as { details?: unknown };
+          throw new SpiffeError(
+            'ERR_NODE_ATTESTATION_FAILED',
+            `agent: node attestation failed: ${typeof e.details === 'string' ? e.details : String(err)}`,
+            { cause: err },
+          );
+        }
+        this.#log.warn({ err, retry_ms: delay }, 'Server unreachable for node attestation; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  async #attest(): Promise<void> {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const csr = buildCsr(privateKey);
+    const client = this.#newClient(this.#clientConfig());
+    let result: Awaited<ReturnType<ManagerServerClient['attestAgent']>>;
+    try {
+      result = await client.attestAgent(this.#cfg.attestor, csr);
+    } finally {
+      client.close();
+    }
+    const svid = this.#agentSvidFrom(result.svid, privateKey);
+    if (this.#bundle === undefined) {
+      // insecure_bootstrap: trust on first use. Fetch the bundle with the new SVID, then require that it
+      // issued that SVID.
+      const tofu = this.#newClient(
+        this.#clientConfig({ trust: { type: 'insecure' }, agentSvid: () => svid }),
+      );
+      let converted: ReturnType<typeof bundleFromApi>;
+      try {
+        converted = bundleFromApi(await tofu.getBundle());
+      } finally {
+        tofu.close();
+      }
+      if (!converted.bundle.trustDomain.equals(this.#td)) {
+        throw new SpiffeError(
+          'ERR_BUNDLE_INVALID',
+          `agent: server sent a bundle for "${converted.bundle.trustDomain.name}"`,
+        );
+      }
+      verifyX509SvidSync(svid.certificates, converted.bundle, { now: this.#now() });
+      this.#log.warn(
+        {},
+        'insecure_bootstrap: trusting the bundle of the first server contacted (do not use in production)',
+      );
+      this.#setBundle(converted.bundle, converted.taintedX509);
+    } else {
+      verifyX509SvidSync(svid.certificates, this.#bundle, { now: this.#now() });
+    }
+    this.#agentSvid = svid;
+    this.#reattestable = result.reattestable;
+    await this.#saveAgentState();
+    this.#log.info({ spiffe_id: svid.id.toString(), reattestable: result.reattestable }, 'Node attested');
+  }
+
+  #agentSvidFrom(wire: X509SVID, key: KeyObject): X509Svid {
+    const svid = X509Svid.parseDer(Buffer.concat(wire.certChain), pkcs8Der(key));
+    const prefix = `${this.#td.id().toString()}/spire/agent/`;
+    if (!svid.id.toString().startsWith(prefix)) {
+      throw new SpiffeError(
+        'ERR_X509SVID_INVALID',
+        `agent: server issued "${svid.id.toString()}", not an agent ID`,
+      );
+    }
+    return svid;
+  }
+
+  async #maybeRenewAgent(nowMs: number): Promise<void> {
+    const svid = this.#agentSvid;
+    if (svid === undefined || this.#client === undefined) return;
+    const leaf = svid.certificates[0] as X509Certificate;
+    const from = parseTime(leaf.validFrom);
+    const to = parseTime(leaf.validTo);
+    if (nowMs < from + (to - from) / 2) return;
+    const client = this.#client;
+    await this.#guard('agent renewal', async () => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const renewed = this.#agentSvidFrom(await client.renewAgent(buildCsr(privateKey)), privateKey);
+      if (!renewed.id.equals(svid.id)) {
+        throw new SpiffeError(
+          'ERR_X509SVID_INVALID',
+          `agent: renewal changed the agent ID to "${renewed.id.toString()}"`,
+        );
+      }
+      verifyX509SvidSync(renewed.certificates, this.#requireBundle(), { now: this.#now() });
+      this.#agentSvid = renewed;
+      await this.#saveAgentState();
+      this.#openClient();
+      this.#log.info({ spiffe_id: renewed.id.toString() }, 'Agent SVID renewed');
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Sync
+
+  #startWatch(): void {
+    const client = this.#client;
+    if (client === undefined) return;
+    let stream: ClientReadableStream<WatchAuthorizedEntriesResponse>;
+    try {
+      stream = client.watchAuthorizedEntries();
+    } catch (err) {
+      this.#log.debug({ err }, 'Cannot open the entry watch');
+      this.#watchRetryAtMs = this.#now().getTime() + this.#pollMs;
+      return;
+    }
+    this.#watch = stream;
+    const down = (err: unknown) => {
+      if (this.#watch !== stream) return;
+      this.#watch = undefined;
+      this.#watchUp = false;
+      const code = (err as { code?: unknown } | undefined)?.code;
+      this.#watchRetryAtMs = this.#now().getTime() + (code === status.UNIMPLEMENTED ? 60_000 : this.#pollMs);
+      if (err !== undefined) {
+        const kind = classifyServerError(err);
+        if (kind === 'banned' || kind === 'not_attested') void this.#onServerError('entry watch', err);
+        else this.#log.debug({ err }, 'Entry watch closed; polling');
+      }
+    };
+    stream.on('data', (r: WatchAuthorizedEntriesResponse) => {
+      if (this.#watch !== stream) return;
+      this.#watchUp = true;
+      if (r.revision !== this.#lastRevision) {
+        this.#lastRevision = r.revision;
+        this.#entriesDirty = true;
+        void this.#runOnce();
+      }
+    });
+    stream.on('error', (err) => down(err));
+    stream.on('end', () => down(undefined));
+  }
+
+  #closeWatch(): void {
+    const w = this.#watch;
+    this.#watch = undefined;
+    this.#watchUp = false;
+    w?.cancel();
+  }
+
+  async #syncBundles(): Promise<void> {
+    const client = this.#client;
+    if (client === undefined) return;
+    const own = bundleFromApi(await client.getBundle());
+    if (!own.bundle.trustDomain.equals(this.#td)) {
+      throw new SpiffeError(
+        'ERR_BUNDLE_INVALID',
+        `agent: server sent a bundle for "${own.bundle.trustDomain.name}"`,
+      );
+    }
+    const fed = await client.listFederatedBundles();
+    this.#lastBundleSyncMs = this.#now().getTime();
+    let changed = false;
+    if (
+      this.#bundle === undefined ||
+      !own.bundle.equals(this.#bundle) ||
+      !sameSet(own.taintedX509, this.#tainted)
+    ) {
+      this.#setBundle(own.bundle, own.taintedX509);
+      await this.#saveAgentState();
+      changed = true;
+      this.#log.info({ x509_authorities: own.bundle.x509Authorities().length }, 'Trust bundle updated');
+    }
+    const next = new Map<string, SpiffeBundle>();
+    for (const b of fed) {
+      try {
+        const c = bundleFromApi(b).bundle;
+        if (c.trustDomain.equals(this.#td)) continue;
+        const prev = this.#federated.get(c.trustDomain.name);
+        next.set(c.trustDomain.name, prev?.equals(c) ? prev : c);
+      } catch (err) {
+        this.#log.warn({ err, trust_domain: b.trustDomain }, 'Ignoring an invalid federated bundle');
+      }
+    }
+    if (next.size !== this.#federated.size || [...next].some(([k, v]) => this.#federated.get(k) !== v)) {
+      this.#federated = next;
+      changed = true;
+    }
+    if (changed) {
+      this.#refreshGroups();
+      this.#persistSoon();
+      for (const l of this.#bundleListeners) {
+        try {
+          l();
+        } catch (err) {
+          this.#log.error({ err }, 'Bundle listener failed');
+        }
+      }
+    }
+  }
+
+  #setBundle(bundle: SpiffeBundle | undefined, tainted: ReadonlySet<string>): void {
+    this.#bundle = bundle;
+    this.#tainted = tainted;
+    this.#bundleGen++;
+  }
+
+  async #syncEntries(): Promise<void> {
+    const client = this.#client;
+    if (client === undefined) return;
+    this.#entriesDirty = false;
+    let list: Entry[];
+    try {
+      list = await client.getAuthorizedEntries();
+    } catch (err) {
+      this.#entriesDirty = true;
+      throw err;
+    }
+    this.#lastEntrySyncMs = this.#now().getTime();
+    this.#applyEntries(list);
+  }
+
+  #applyEntries(list: readonly Entry[]): void {
+    const previous = this.#entries;
+    this.#entries = new Map();
+    let changed = list.length !== previous.size;
+    for (const e of list) {
+      const spiffeId = entrySpiffeId(e);
+      if (spiffeId === undefined || e.id === '') {
+        this.#log.warn({ entry_id: e.id }, 'Ignoring an authorized entry with an invalid SPIFFE ID');
+        continue;
+      }
+      const prev = previous.get(e.id);
+      if (
+        prev !== undefined &&
+        prev.revision === e.revisionNumber &&
+        prev.spiffeId === spiffeId &&
+        e.revisionNumber !== 0n
+      ) {
+        this.#entries.set(e.id, prev);
+        continue;
+      }
+      changed = true;
+      this.#putEntry({
+        id: e.id,
+        spiffeId,
+        selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+        selectorKeys: e.selectors.map(selectorKey),
+        federatesWith: [...e.federatesWith],
+        hint: e.hint,
+        createdAt: e.createdAt,
+        revision: e.revisionNumber,
+        x509SvidTtl: e.x509SvidTtl,
+        jwtSvidTtl: e.jwtSvidTtl,
+      });
+    }
+    for (const id of previous.keys()) if (!this.#entries.has(id)) changed = true;
+    this.#synced = true;
+    if (!changed) return;
+    for (const [id, s] of this.#svids) {
+      const entry = this.#entries.get(id);
+      if (entry === undefined) this.#svids.delete(id);
+      else if (entry.revision !== s.entryRevision || entry.spiffeId !== s.spiffeId) s.stale = true;
+    }
+    for (const [k, j] of this.#jwt) {
+      if (![...this.#entries.values()].some((e) => e.spiffeId === j.svid.spiffeId)) this.#jwt.delete(k);
+    }
+    this.#reindex();
+    this.#refreshGroups();
+    this.#persistSoon();
+    this.#log.debug({ entries: this.#entries.size }, 'Authorized entries synced');
+  }
+
+  #putEntry(e: CachedEntry): void {
+    this.#entries.set(e.id, e);
+  }
+
+  #reindex(): void {
+    const idx = new Map<string, string[]>();
+    for (const e of this.#entries.values()) {
+      // Index each entry under its first selector only: a workload must hold all of them anyway.
+      const k = e.selectorKeys[0];
+      if (k === undefined) continue;
+      const list = idx.get(k);
+      if (list === undefined) idx.set(k, [e.id]);
+      else list.push(e.id);
+    }
+    this.#bySelector = idx;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // X509-SVIDs
+
+  #makeSvid(
+    entry: CachedEntry,
+    revision: bigint,
+    chainDers: readonly Buffer[],
+    keyDer: Buffer,
+    nowMs: number,
+  ): CachedSvid {
+    const chain = chainDers.map((d) => new X509Certificate(d));
+    const leaf = chain[0];
+    if (leaf === undefined) throw new SpiffeError('ERR_X509SVID_INVALID', 'agent: empty certificate chain');
+    const key = createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' });
+    if (!leaf.checkPrivateKey(key)) {
+      throw new SpiffeError(
+        'ERR_X509SVID_INVALID',
+        `agent: svid of entry "${entry.id}" does not match its key`,
+      );
+    }
+    const bundle = this.#requireBundle();
+    const verified = verifyX509SvidSync(chain, bundle, { now: new Date(nowMs) });
+    if (verified.id.toString() !== entry.spiffeId) {
+      throw new SpiffeError(
+        'ERR_X509SVID_INVALID',
+        `agent: server issued "${verified.id.toString()}" for entry "${entry.id}" ("${entry.spiffeId}")`,
+      );
+    }
+    const notBeforeMs = parseTime(leaf.validFrom);
+    const notAfterMs = parseTime(leaf.validTo);
+    const ttl = notAfterMs - notBeforeMs;
+    const target = this.#cfg.availabilityTargetMs;
+    const rotateAtMs =
+      target !== undefined && ttl > target
+        ? notAfterMs - target
+        : notBeforeMs + ttl * (0.5 - 0.1 * this.#random());
+    const chainDer = Buffer.concat(chainDers);
+    return {
+      entryId: entry.id,
+      entryRevision: revision,
+      spiffeId: entry.spiffeId,
+      chain,
+      chainDers: [...chainDers],
+      keyDer,
+      notBeforeMs,
+      notAfterMs,
+      rotateAtMs,
+      wire: Object.freeze({
+        entryId: entry.id,
+        spiffeId: entry.spiffeId,
+        hint: entry.hint,
+        chainDer,
+        keyDer,
+        expiresAt: new Date(notAfterMs),
+      }),
+      checkedGen: this.#bundleGen,
+      stale: false,
+    };
+  }
+
+  #isTainted(s: CachedSvid): boolean {
+    if (this.#tainted.size === 0) return false;
+    for (const c of s.chain) if (this.#tainted.has(c.fingerprint256)) return true;
+    const top = s.chain[s.chain.length - 1] as X509Certificate;
+    const bundle = this.#bundle;
+    if (bundle === undefined) return false;
+    for (const a of bundle.x509Authorities()) {
+      if (this.#tainted.has(a.fingerprint256) && top.checkIssued(a) && top.verify(a.publicKey)) return true;
+    }
+    return false;
+  }
+
+  /** Whether `s` must be reissued now. */
+  #needsReissue(s: CachedSvid, nowMs: number): boolean {
+    if (s.stale || nowMs >= s.rotateAtMs) return true;
+    if (s.checkedGen !== this.#bundleGen) {
+      s.checkedGen = this.#bundleGen;
+      try {
+        verifyX509SvidSync(s.chain, this.#requireBundle(), { now: new Date(nowMs) });
+      } catch {
+        s.stale = true;
+        return true;
+      }
+      if (this.#isTainted(s)) {
+        s.stale = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #dropExpired(nowMs: number): void {
+    let dropped = false;
+    for (const [id, s] of this.#svids) {
+      if (s.notAfterMs <= nowMs) {
+        this.#svids.delete(id);
+        dropped = true;
+      }
+    }
+    if (dropped) {
+      this.#refreshGroups();
+      this.#persistSoon();
+    }
+  }
+
+  #subscribedEntryIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const g of this.#groups.values()) for (const id of g.entryIds) ids.add(id);
+    return ids;
+  }
+
+  async #issueNeeded(): Promise<void> {
+    if (this.#client === undefined || this.#bundle === undefined) return;
+    const nowMs = this.#now().getTime();
+    const subscribed = this.#subscribedEntryIds();
+    const need: CachedEntry[] = [];
+    for (const id of subscribed) {
+      const e = this.#entries.get(id);
+      const s = this.#svids.get(id);
+      if (e !== undefined && (s === undefined || this.#needsReissue(s, nowMs))) need.push(e);
+    }
+    // Evict least recently used SVIDs nobody subscribes to, down to the bound.
+    if (this.#svids.size > this.#x509Max) {
+      for (const id of this.#svids.keys()) {
+        if (this.#svids.size <= this.#x509Max) break;
+        if (!subscribed.has(id)) this.#svids.delete(id);
+      }
+    }
+    for (const [id, s] of this.#svids) {
+      if (subscribed.has(id)) continue;
+      const e = this.#entries.get(id);
+      if (e !== undefined && this.#needsReissue(s, nowMs)) need.push(e);
+    }
+    let room = this.#x509Max - this.#svids.size;
+    if (room > 0) {
+      const missing = [...this.#entries.values()].filter(
+        (e) => !this.#svids.has(e.id) && !subscribed.has(e.id),
+      );
+      missing.sort((a, b) =>
+        a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
+      );
+      for (const e of missing) {
+        if (room-- <= 0) break;
+        need.push(e);
+      }
+    }
+    if (need.length === 0) return;
+    for (let i = 0; i < need.length; i += ISSUE_BATCH) {
+      await this.#issueBatch(need.slice(i, i + ISSUE_BATCH));
+      if (this.#stopped) return;
+    }
+    this.#refreshGroups();
+    this.#persistSoon();
+  }
+
+  async #issueBatch(batch: readonly CachedEntry[]): Promise<void> {
+    const client = this.#client;
+    if (client === undefined) return;
+    const keys = batch.map(() => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const params = batch.map((e, i) => ({ entryId: e.id, csr: buildCsr(keys[i] as KeyObject) }));
+    const results = await client.batchNewX509Svid(params);
+    const nowMs = this.#now().getTime();
+    let failures = 0;
+    for (const [i, r] of results.entries()) {
+      const entry = batch[i] as CachedEntry;
+      if (this.#entries.get(entry.id) !== entry) continue; // changed meanwhile; next round handles it
+      if (r.status !== undefined && r.status.code !== 0) {
+        failures++;
+        this.#log.warn(
+          { entry_id: entry.id, code: r.status.code, message: r.status.message },
+          'Server refused to sign an SVID',
+        );
+        continue;
+      }
+      if (r.svid === undefined) {
+        failures++;
+        continue;
+      }
+      try {
+        const s = this.#makeSvid(
+          entry,
+          entry.revision,
+          r.svid.certChain,
+          pkcs8Der(keys[i] as KeyObject),
+          nowMs,
+        );
+        this.#svids.delete(entry.id);
+        this.#svids.set(entry.id, s);
+      } catch (err) {
+        failures++;
+        this.#log.error({ err, entry_id: entry.id }, 'Server returned an unusable SVID');
+      }
+    }
+    this.#log.debug({ issued: batch.length - failures, failed: failures }, 'Workload SVIDs issued');
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Subscriptions (WorkloadIdentityProvider)
+
+  #match(selectorKeys: ReadonlySet<string>): string[] {
+    const out: CachedEntry[] = [];
+    for (const k of selectorKeys) {
+      const ids = this.#bySelector.get(k);
+      if (ids === undefined) continue;
+      for (const id of ids) {
+        const e = this.#entries.get(id);
+        if (e?.selectorKeys.every((s) => selectorKeys.has(s))) out.push(e);
+      }
+    }
+    out.sort((a, b) =>
+      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
+    );
+    return out.map((e) => e.id);
+  }
+
+  #snapshotOf(entryIds: readonly string[]): IdentitySnapshot {
+    const svids: WorkloadX509Svid[] = [];
+    const hints = new Set<string>();
+    const federated = new Map<string, SpiffeBundle>();
+    for (const id of entryIds) {
+      const e = this.#entries.get(id);
+      if (e === undefined) continue;
+      for (const td of e.federatesWith) {
+        const b = this.#federated.get(td.replace(/^spiffe:\/\//, ''));
+        if (b !== undefined) federated.set(b.trustDomain.name, b);
+      }
+      const s = this.#svids.get(id);
+      if (s === undefined || s.stale) {
+        // A stale SVID (entry changed) is still served until its replacement arrives, unless its ID changed.
+        if (s === undefined || s.spiffeId !== e.spiffeId) continue;
+      }
+      if (e.hint !== '') {
+        if (hints.has(e.hint)) continue; // duplicate hints: the oldest entry wins
+        hints.add(e.hint);
+      }
+      svids.push(s.wire);
+    }
+    return { svids, bundle: this.#requireBundle(), federatedBundles: federated };
+  }
+
+  #refreshGroups(): void {
+    for (const g of this.#groups.values()) {
+      g.entryIds = this.#match(g.selectorKeys);
+      const next = this.#bundle === undefined ? g.snapshot : this.#snapshotOf(g.entryIds);
+      if (sameSnapshot(next, g.snapshot)) continue;
+      g.snapshot = next;
+      for (const s of g.subs) {
+        if (s.closed) continue;
+        try {
+          s.onUpdate(next);
+        } catch (err) {
+          this.#log.error({ err }, 'Identity subscriber failed');
+        }
+      }
+    }
+  }
+
+  subscribe(
+    selectors: readonly WorkloadSelector[],
+    onUpdate: (snapshot: IdentitySnapshot) => void,
+  ): IdentitySubscription {
+    const keys = new Set(selectors.map(selectorKey));
+    const groupKey = [...keys].sort().join('\u0000');
+    let g = this.#groups.get(groupKey);
+    if (g === undefined) {
+      const entryIds = this.#match(keys);
+      g = {
+        key: groupKey,
+        selectorKeys: keys,
+        subs: new Set(),
+        entryIds,
+        snapshot: this.#snapshotOf(entryIds),
+      };
+      this.#groups.set(groupKey, g);
+      if (entryIds.some((id) => !this.#svids.has(id))) void this.#runOnce();
+    }
+    for (const id of g.entryIds) {
+      const s = this.#svids.get(id);
+      if (s !== undefined) {
+        this.#svids.delete(id);
+        this.#svids.set(id, s);
+      }
+    }
+    const group = g;
+    const sub: Sub = { onUpdate, closed: false };
+    group.subs.add(sub);
+    return {
+      current: () => group.snapshot,
+      close: () => {
+        if (sub.closed) return;
+        sub.closed = true;
+        group.subs.delete(sub);
+        if (group.subs.size === 0 && this.#groups.get(group.key) === group) this.#groups.delete(group.key);
+      },
+    };
+  }
+
+  async fetchJwtSvids(
+    selectors: readonly WorkloadSelector[],
+    audience: readonly string[],
+    spiffeId?: string,
+  ): Promise<WorkloadJwtSvid[]> {
+    if (audience.length === 0) throw new TypeError('manager: audience must not be empty');
+    const ids = this.#match(new Set(selectors.map(selectorKey)));
+    const seen = new Set<string>();
+    const hints = new Set<string>();
+    const out: WorkloadJwtSvid[] = [];
+    const audKey = [...new Set(audience)].sort().join('\u0000');
+    for (const id of ids) {
+      const e = this.#entries.get(id) as CachedEntry;
+      if (spiffeId !== undefined && e.spiffeId !== spiffeId) continue;
+      if (seen.has(e.spiffeId)) continue;
+      if (e.hint !== '') {
+        if (hints.has(e.hint)) continue;
+        hints.add(e.hint);
+      }
+      seen.add(e.spiffeId);
+      const key = `${e.spiffeId}\u0000${audKey}`;
+      const nowMs = this.#now().getTime();
+      const cached = this.#jwt.get(key);
+      if (cached !== undefined && nowMs < cached.refreshAtMs) {
+        out.push(cached.svid);
+        continue;
+      }
+      const client = this.#client;
+      try {
+        if (client === undefined)
+          throw new SpiffeError('ERR_WORKLOADAPI_UNAVAILABLE', 'agent: not connected to the server');
+        const j = await client.newJwtSvid(e.id, audience);
+        const svid: WorkloadJwtSvid = { spiffeId: e.spiffeId, token: j.token, hint: e.hint };
+        const iat = Number(j.issuedAt) * 1000;
+        const exp = Number(j.expiresAt) * 1000;
+        this.#jwt.delete(key);
+        this.#jwt.set(key, { svid, refreshAtMs: iat + (exp - iat) / 2, expiresAtMs: exp });
+        while (this.#jwt.size > this.#jwtMax) {
+          const oldest = this.#jwt.keys().next().value as string;
+          this.#jwt.delete(oldest);
+        }
+        out.push(svid);
+      } catch (err) {
+        // The server is away: a cached token that has not expired is still good.
+        if (cached !== undefined && nowMs < cached.expiresAtMs - 1000) {
+          out.push(cached.svid);
+          continue;
+        }
+        const kind = classifyServerError(err);
+        if (kind === 'banned' || kind === 'not_attested') void this.#onServerError('jwt-svid', err);
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  #pruneJwt(nowMs: number): void {
+    for (const [k, j] of this.#jwt) if (j.expiresAtMs <= nowMs) this.#jwt.delete(k);
+  }
+
+  bundles(): { readonly own: SpiffeBundle; readonly federated: ReadonlyMap<string, SpiffeBundle> } {
+    return { own: this.#requireBundle(), federated: this.#federated };
+  }
+
+  onBundlesChange(listener: () => void): () => void {
+    this.#bundleListeners.add(listener);
+    return () => this.#bundleListeners.delete(listener);
+  }
+
+  ready(): boolean {
+    return this.#bundle !== undefined && this.#synced && this.#fatalError === undefined;
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+function entryToStored(e: CachedEntry): StoredEntry {
+  return {
+    id: e.id,
+    spiffeId: e.spiffeId,
+    selectors: e.selectors,
+    federatesWith: e.federatesWith,
+    hint: e.hint,
+    createdAt: e.createdAt.toString(),
+    revision: e.revision.toString(),
+    x509SvidTtl: e.x509SvidTtl,
+    jwtSvidTtl: e.jwtSvidTtl,
+  };
+}
+
+function storedToEntry(e: StoredEntry): CachedEntry {
+  const id = SpiffeId.fromString(e.spiffeId).toString();
+  return {
+    id: e.id,
+    spiffeId: id,
+    selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+    selectorKeys: e.selectors.map(selectorKey),
+    federatesWith: [...e.federatesWith],
+    hint: e.hint,
+    createdAt: BigInt(e.createdAt),
+    revision: BigInt(e.revision),
+    x509SvidTtl: e.x509SvidTtl || DEFAULT_TTL_S,
+    jwtSvidTtl: e.jwtSvidTtl,
+  };
+}
