@@ -49,6 +49,13 @@ interface Run {
 
 let cwd: string;
 
+/** The request of call `i` (fails the test when there was no such call). */
+function request<T>(r: Run, i: number): T {
+  const call = r.calls[i];
+  assert.ok(call, `expected call #${i}`);
+  return call.request as T;
+}
+
 async function cli(argv: string[], handlers: Record<string, Record<string, Handler>> = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
@@ -152,7 +159,7 @@ describe('entry create', () => {
       { entry: { batchCreateEntry: created } },
     );
     assert.equal(r.code, 0, r.stderr);
-    const e = (r.calls[0]?.request as { entries: Entry[] }).entries[0];
+    const e = request<{ entries: Entry[] }>(r, 0).entries[0];
     assert.deepEqual(e?.parentId, { trustDomain: 'example.org', path: '/spire/server' });
   });
 
@@ -430,7 +437,7 @@ describe('entry show, count and delete', () => {
     const first = r.calls[0]?.request as { filter: { bySelectors: { match: number }; byHint: string } };
     assert.equal(first.filter.bySelectors.match, 3);
     assert.equal(first.filter.byHint, 'h');
-    assert.equal((r.calls[1]?.request as { pageToken: string }).pageToken, 't1');
+    assert.equal(request<{ pageToken: string }>(r, 1).pageToken, 't1');
   });
 
   it('reports a server error with its code and exits 1', async () => {
@@ -464,7 +471,7 @@ describe('entry show, count and delete', () => {
       },
     });
     assert.equal(r.code, 1);
-    assert.deepEqual((r.calls[0]?.request as { ids: string[] }).ids, ['a', 'b']);
+    assert.deepEqual(request<{ ids: string[] }>(r, 0).ids, ['a', 'b']);
     assert.match(r.stdout, /Deleted entry with ID: a/);
     assert.match(r.stderr, /Failed to delete entry with ID b \(code: NotFound/);
   });
@@ -548,7 +555,7 @@ describe('other commands', () => {
     assert.equal(((await stat(join(dir, 'key.pem'))).mode & 0o777).toString(8), '600');
     assert.match(await readFile(join(dir, 'svid.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
     assert.match(await readFile(join(dir, 'bundle.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
-    const csr = (r.calls[0]?.request as { csr: Buffer }).csr;
+    const csr = request<{ csr: Buffer }>(r, 0).csr;
     assert.ok(csr.includes(Buffer.from('spiffe://e.org/m')), 'the CSR carries the SPIFFE ID');
   });
 
