@@ -1,0 +1,171 @@
+/**
+ * The agent's public endpoints: the SPIFFE Workload API and Envoy SDS v3 on one grpc-js server, reached
+ * through the peer tracker's Unix socket so that every call is attested from the kernel.
+ *
+ * @module
+ */
+import { type ChannelOptions, Server } from '@grpc/grpc-js';
+import { SpiffeWorkloadAPIService } from '@tessera/spiffe/workloadapi';
+import type { WorkloadSelector } from '../attestor/workload/workload-attestor.js';
+import type { WorkloadIdentityProvider } from '../manager/provider.js';
+import {
+  createPeerTrackingServer,
+  type PeerCredentialReader,
+  type PeerInfo,
+  type PeerTrackingServer,
+  peerInfoOf,
+} from '../peertracker/index.js';
+
+import { createSdsHandlers, type SdsOptions, SecretDiscoveryServiceDefinition } from './sds/handler.js';
+
+import { type EndpointsLogger, nullLogger } from './stream.js';
+import {
+  type AttestableCall,
+  type CallerAttestation,
+  createWorkloadApiHandlers,
+} from './workload/handler.js';
+
+/** What the endpoints need to attest a caller: the agent's workload attestor (see attestor/workload). */
+export interface EndpointsAttestor {
+  /** Selectors of the peer process; throws when it cannot be attested (exited, /proc unreadable). */
+  attest(peer: PeerInfo): Promise<readonly WorkloadSelector[]>;
+}
+
+/** Options of {@link createWorkloadEndpoints}. */
+export interface WorkloadEndpointsConfig {
+  /** The identity manager (SVIDs, bundles, JWT-SVIDs). */
+  readonly provider: WorkloadIdentityProvider;
+  /** The workload attestor (unix, docker … plugins combined). */
+  readonly attestors: EndpointsAttestor;
+  /** Path of the public Unix socket. */
+  readonly socketPath: string;
+  /** Where to log (a pino logger fits); default: nothing. */
+  readonly logger?: EndpointsLogger;
+  /** Envoy SDS options; SDS is served unless `disabled` is true. */
+  readonly sds?: SdsOptions & { readonly disabled?: boolean };
+  /** Permission bits of the socket file (default 0o777: workloads of any user must reach it). */
+  readonly socketMode?: number;
+  /** Clock (JWT-SVID validation); default the system clock. */
+  readonly now?: () => Date;
+  /** Claims kept for foreign-trust-domain tokens in `ValidateJWTSVID` (SPIRE `allowed_foreign_jwt_claims`). */
+  readonly allowedForeignJwtClaims?: readonly string[];
+  /** Peer credential reader (default: the platform's); tests may inject one. */
+  readonly peerReader?: PeerCredentialReader;
+  /** Largest request message accepted, in bytes (default 1 MiB); larger ones get `ResourceExhausted`. */
+  readonly maxReceiveMessageBytes?: number;
+}
+
+/** The running endpoints. */
+export interface WorkloadEndpoints {
+  /** Listens on the socket. */
+  start(): Promise<void>;
+  /** Stops listening and ends every call and connection (after `graceMs`, default 0). Idempotent. */
+  close(graceMs?: number): Promise<void>;
+  /** Number of open client connections (0 before start). */
+  readonly connectionCount: number;
+}
+
+/** Request/response size limits and liveness checks of the public server. */
+function serverOptions(maxReceive: number): ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': maxReceive,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // A client that stops answering HTTP/2 pings (hung or frozen) has its connection closed, which ends its
+    // streams and subscriptions. Vanished clients are seen at once: the kernel closes their socket.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_concurrent_streams': 2048,
+  };
+}
+
+/**
+ * Creates the Workload API + SDS endpoints on `socketPath`. Every call is attested: the peer tracker reads
+ * the caller's credentials from the kernel when it connects, and `attestors` turns them into selectors.
+ *
+ * @throws {RangeError} when `maxReceiveMessageBytes` is not a positive integer.
+ * @example
+ * ```ts
+ * const endpoints = createWorkloadEndpoints({ provider, attestors, socketPath: '/tmp/tessera-agent/public/api.sock', logger });
+ * await endpoints.start();
+ * ```
+ */
+export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): WorkloadEndpoints {
+  const log = config.logger ?? nullLogger;
+  const maxReceive = config.maxReceiveMessageBytes ?? 1024 * 1024;
+  if (!Number.isInteger(maxReceive) || maxReceive <= 0) {
+    throw new RangeError(
+      `endpoints: maxReceiveMessageBytes must be a positive integer, got ${String(maxReceive)}`,
+    );
+  }
+  const attestCaller: CallerAttestation = async (call: AttestableCall) => {
+    const peer = peerInfoOf(call);
+    if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');
+    return config.attestors.attest(peer);
+  };
+  const grpcServer = new Server(serverOptions(maxReceive));
+  grpcServer.addService(
+    SpiffeWorkloadAPIService,
+    createWorkloadApiHandlers({
+      provider: config.provider,
+      attestCaller,
+      logger: log,
+      ...(config.now !== undefined ? { now: config.now } : {}),
+      ...(config.allowedForeignJwtClaims !== undefined
+        ? { allowedForeignJwtClaims: config.allowedForeignJwtClaims }
+        : {}),
+    }),
+  );
+  if (config.sds?.disabled !== true) {
+    grpcServer.addService(
+      SecretDiscoveryServiceDefinition,
+      createSdsHandlers({
+        provider: config.provider,
+        attestCaller: (call) => attestCaller(call as AttestableCall),
+        logger: log,
+        ...(config.sds !== undefined ? { options: config.sds } : {}),
+      }),
+    );
+  }
+
+  let tracker: PeerTrackingServer | undefined;
+  let closing: Promise<void> | undefined;
+  return {
+    async start() {
+      if (tracker !== undefined) throw new Error('endpoints: already started');
+      if (closing !== undefined) throw new Error('endpoints: closed');
+      tracker = await createPeerTrackingServer({
+        socketPath: config.socketPath,
+        mode: config.socketMode ?? 0o777,
+        grpcServer,
+        ...(config.peerReader !== undefined ? { reader: config.peerReader } : {}),
+        onRefused: (err) => log.warn({ err }, 'Refused a connection whose peer credentials cannot be read'),
+      });
+      log.info(
+        { socket_path: config.socketPath, sds: config.sds?.disabled !== true },
+        'Workload API listening',
+      );
+    },
+    async close(graceMs = 0) {
+      closing ??= (async () => {
+        const t = tracker;
+        if (t !== undefined) await t.close(graceMs);
+        await new Promise<void>((resolve) => {
+          if (graceMs === 0) {
+            grpcServer.forceShutdown();
+            resolve();
+          } else {
+            const timer = setTimeout(() => grpcServer.forceShutdown(), graceMs);
+            grpcServer.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }
+        });
+      })();
+      return closing;
+    },
+    get connectionCount() {
+      return tracker?.connectionCount ?? 0;
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Test harness: the real endpoints on a temporary Unix socket behind the real peer tracker, a
+ * {@link MemoryProvider}, an attestor deriving `unix:uid` selectors from the kernel's peer credentials,
+ * and raw grpc-js calls that can send anything (missing headers, bad bytes).
+ *
+ * @module
+ */
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { WorkloadSelector } from '../../attestor/workload/workload-attestor.js';
+import type { PeerInfo } from '../../peertracker/index.js';
+import {
+  createWorkloadEndpoints,
+  type WorkloadEndpoints,
+  type WorkloadEndpointsConfig,
+} from '../endpoints.js';
+import { MemoryProvider } from './memory-provider.js';
+
+/** A fixed test clock. */
+export const TEST_NOW = new Date();
+
+/** A running harness. */
+export interface Harness {
+  readonly provider: MemoryProvider;
+  readonly endpoints: WorkloadEndpoints;
+  readonly socketPath: string;
+  readonly address: string;
+  /** Selectors the attestor gives this test process. */
+  readonly selfSelectors: readonly WorkloadSelector[];
+  /** Peers seen by the attestor. */
+  readonly peers: PeerInfo[];
+  /** When set, the attestor throws it. */
+  attestFailure: Error | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts the endpoints on a temporary socket. */
+export async function startHarness(
+  extra: Partial<Omit<WorkloadEndpointsConfig, 'provider' | 'attestors' | 'socketPath'>> = {},
+): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-endpoints-'));
+  const socketPath = join(dir, 'api.sock');
+  const provider = new MemoryProvider('example.org', TEST_NOW);
+  const peers: PeerInfo[] = [];
+  const h: { attestFailure: Error | undefined } = { attestFailure: undefined };
+  const endpoints = createWorkloadEndpoints({
+    provider,
+    socketPath,
+    now: () => TEST_NOW,
+    attestors: {
+      async attest(peer) {
+        peers.push(peer);
+        if (h.attestFailure !== undefined) throw h.attestFailure;
+        if (!peer.isAlive()) throw new Error('peer exited');
+        return [
+          { type: 'unix', value: `uid:${peer.uid}` },
+          { type: 'unix', value: `gid:${peer.gid}` },
+        ];
+      },
+    },
+    ...extra,
+  });
+  await endpoints.start();
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return Object.assign(h, {
+    provider,
+    endpoints,
+    socketPath,
+    address: `unix://${socketPath}`,
+    selfSelectors: [
+      { type: 'unix', value: `uid:${uid}` },
+      { type: 'unix', value: `gid:${gid}` },
+    ],
+    peers,
+    async close() {
+      await endpoints.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+}
+
+/** The outcome of a raw call. */
+export interface RawResult {
+  readonly messages: Buffer[];
+  readonly code: number;
+  readonly details: string;
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/** Opens a raw client on the socket (its own connection). */
+export function rawClient(address: string): Client {
+  return new Client(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+}
+
+function metadataWith(header: readonly string[] | undefined): Metadata {
+  const md = new Metadata();
+  for (const v of header ?? []) md.add('workload.spiffe.io', v);
+  return md;
+}
+
+/**
+ * Calls a server-streaming method with raw request bytes, collects messages until the status, or until
+ * `take` messages arrived (then cancels).
+ */
+export function rawStream(
+  client: Client,
+  method: string,
+  request: Buffer,
+  header: readonly string[] | undefined,
+  take = Number.POSITIVE_INFINITY,
+): Promise<RawResult> {
+  return new Promise((resolve) => {
+    const messages: Buffer[] = [];
+    const call = client.makeServerStreamRequest(method, identity, identity, request, metadataWith(header));
+    call.on('data', (m: Buffer) => {
+      messages.push(m);
+      if (messages.length >= take) {
+        resolve({ messages, code: 0, details: 'taken' });
+        call.cancel();
+      }
+    });
+    call.on('error', (err: ServiceError) => resolve({ messages, code: err.code, details: err.details }));
+    call.on('status', (s: { code: number; details: string }) => {
+      if (s.code === 0) resolve({ messages, code: 0, details: s.details });
+    });
+  });
+}
+
+/** Calls a unary method with raw request bytes. */
+export function rawUnary(
+  client: Client,
+  method: string,
+  request: Buffer,
+  header: readonly string[] | undefined,
+): Promise<RawResult> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(method, identity, identity, request, metadataWith(header), (err, res) => {
+      if (err) resolve({ messages: [], code: err.code, details: err.details });
+      else resolve({ messages: res === undefined ? [] : [res], code: 0, details: '' });
+    });
+  });
+}
+
+/** Number of open file descriptors of this process. */
+export function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Polls `cond` every 10 ms until it holds or `ms` passed; returns whether it held. */
+export async function eventually(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return cond();
+}

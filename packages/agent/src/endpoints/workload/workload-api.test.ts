@@ -1,0 +1,519 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Metadata, status } from '@grpc/grpc-js';
+import { TrustDomain } from '@tessera/spiffe/spiffeid';
+import { JwtSvid, verifyX509Svid } from '@tessera/spiffe/svid';
+import {
+  SpiffeWorkloadAPIService as W,
+  WorkloadApiClient,
+  type X509Context,
+} from '@tessera/spiffe/workloadapi';
+import { TestCa } from '@tessera/testing';
+import {
+  eventually,
+  fdCount,
+  type Harness,
+  rawClient,
+  rawStream,
+  rawUnary,
+  startHarness,
+  TEST_NOW,
+} from '../test-support/harness.js';
+
+const TD = 'spiffe://example.org';
+const WEB = 'spiffe://example.org/web';
+const DB = 'spiffe://example.org/db';
+const X509 = '/SpiffeWorkloadAPI/FetchX509SVID';
+const X509_BUNDLES = '/SpiffeWorkloadAPI/FetchX509Bundles';
+const JWT_BUNDLES = '/SpiffeWorkloadAPI/FetchJWTBundles';
+const JWT = '/SpiffeWorkloadAPI/FetchJWTSVID';
+const VALIDATE = '/SpiffeWorkloadAPI/ValidateJWTSVID';
+const EMPTY = Buffer.alloc(0);
+
+function jwtRequest(audience: string[], spiffeId = ''): Buffer {
+  return W.fetchJwtsvid.requestSerialize({ audience, spiffeId });
+}
+function validateRequest(audience: string, svid: string): Buffer {
+  return W.validateJwtsvid.requestSerialize({ audience, svid });
+}
+
+describe('Workload API over the peer-tracked Unix socket', () => {
+  let h: Harness;
+  let client: WorkloadApiClient;
+
+  before(async () => {
+    h = await startHarness();
+    client = new WorkloadApiClient({ address: h.address });
+  });
+  after(async () => {
+    client.close();
+    await h.close();
+  });
+
+  const entitle = (): void =>
+    h.provider.setEntries([
+      { id: 'e-web', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'web' },
+      { id: 'e-other', spiffeId: DB, selectors: [{ type: 'unix', value: 'uid:424242' }] },
+    ]);
+
+  describe('security header', () => {
+    const cases: { name: string; header: string[] | undefined }[] = [
+      { name: 'is missing', header: undefined },
+      { name: 'has the value "True"', header: ['True'] },
+      { name: 'has two values', header: ['true', 'true'] },
+      { name: 'is empty', header: [''] },
+    ];
+    for (const tc of cases) {
+      for (const method of [X509, X509_BUNDLES, JWT_BUNDLES, '/SpiffeWorkloadAPI/FetchWITSVID']) {
+        it(`refuses ${method} with InvalidArgument when the header ${tc.name}`, async () => {
+          entitle();
+          const c = rawClient(h.address);
+          const res = await rawStream(c, method, EMPTY, tc.header);
+          c.close();
+          assert.equal(res.code, status.INVALID_ARGUMENT);
+          assert.equal(res.details, 'security header missing from request');
+          assert.equal(res.messages.length, 0);
+        });
+      }
+      for (const [method, body] of [
+        [JWT, jwtRequest(['a'])],
+        [VALIDATE, validateRequest('a', 'x')],
+      ] as const) {
+        it(`refuses ${method} with InvalidArgument when the header ${tc.name}`, async () => {
+          const c = rawClient(h.address);
+          const res = await rawUnary(c, method, body, tc.header);
+          c.close();
+          assert.equal(res.code, status.INVALID_ARGUMENT);
+          assert.equal(res.details, 'security header missing from request');
+        });
+      }
+    }
+
+    it('checks the header before attesting the caller', async () => {
+      const before = h.peers.length;
+      const c = rawClient(h.address);
+      await rawStream(c, X509, EMPTY, undefined);
+      c.close();
+      assert.equal(h.peers.length, before);
+    });
+  });
+
+  describe('caller without identity', () => {
+    before(() =>
+      h.provider.setEntries([
+        { id: 'e-other', spiffeId: DB, selectors: [{ type: 'unix', value: 'uid:424242' }] },
+      ]),
+    );
+
+    for (const method of [X509, X509_BUNDLES, JWT_BUNDLES]) {
+      it(`answers ${method} with PermissionDenied "no identity issued"`, async () => {
+        const c = rawClient(h.address);
+        const res = await rawStream(c, method, EMPTY, ['true']);
+        c.close();
+        assert.equal(res.code, status.PERMISSION_DENIED);
+        assert.equal(res.details, 'no identity issued');
+      });
+    }
+
+    it('answers FetchJWTSVID with PermissionDenied', async () => {
+      await assert.rejects(client.fetchJwtSvid({ audience: 'spiffe://example.org/api' }), {
+        code: 'ERR_WORKLOADAPI_PERMISSION_DENIED',
+        message: /no identity issued/,
+      });
+    });
+
+    it('leaves no subscription open after refusing', async () => {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+    });
+  });
+
+  describe('attestation failure', () => {
+    it('answers Unavailable "workload attestation failed" without detail', async () => {
+      entitle();
+      h.attestFailure = new Error('secret detail of /proc');
+      try {
+        const c = rawClient(h.address);
+        const res = await rawStream(c, X509, EMPTY, ['true']);
+        const unary = await rawUnary(c, JWT, jwtRequest(['a']), ['true']);
+        c.close();
+        assert.equal(res.code, status.UNAVAILABLE);
+        assert.equal(res.details, 'workload attestation failed');
+        assert.equal(unary.code, status.UNAVAILABLE);
+        assert.equal(unary.details, 'workload attestation failed');
+      } finally {
+        h.attestFailure = undefined;
+      }
+    });
+
+    it('attests from the kernel: the peer is this process', async () => {
+      entitle();
+      await client.fetchX509Context();
+      const peer = h.peers.at(-1)!;
+      assert.equal(peer.pid, process.pid);
+      assert.equal(peer.uid, process.getuid?.());
+    });
+  });
+
+  describe('FetchX509SVID', () => {
+    it('sends the first message at once with the SVID, key and bundle, verifying against the bundle', async () => {
+      entitle();
+      const ctx = await client.fetchX509Context();
+      assert.equal(ctx.svids.length, 1);
+      const svid = ctx.svids[0]!;
+      assert.equal(svid.id.toString(), WEB);
+      assert.equal(svid.hint, 'web');
+      const expected = h.provider.svidOf('e-web')!;
+      assert.deepEqual(Buffer.concat(svid.certificates.map((c) => c.raw)), expected.chainDer);
+      const { id } = await verifyX509Svid([...svid.certificates], ctx.bundles);
+      assert.equal(id.toString(), WEB);
+    });
+
+    it('pushes the full state on rotation, entry change and federated bundle change', async () => {
+      entitle();
+      const updates: X509Context[] = [];
+      const ac = new AbortController();
+      const watch = client.watchX509Context(
+        { onX509ContextUpdate: (c) => updates.push(c) },
+        { signal: ac.signal },
+      );
+      assert.ok(await eventually(() => updates.length === 1));
+      const firstSerial = updates[0]!.svids[0]!.certificates[0]!.serialNumber;
+
+      h.provider.rotate();
+      assert.ok(await eventually(() => updates.length === 2));
+      assert.notEqual(updates[1]!.svids[0]!.certificates[0]!.serialNumber, firstSerial);
+
+      // A second entry: the message carries both SVIDs (complete state), the first one first.
+      const fedCa = TestCa.create({ trustDomain: 'partner.org' });
+      h.provider.setFederatedBundle('partner.org', [fedCa.certificate]);
+      assert.ok(await eventually(() => updates.length === 3));
+      assert.equal(
+        updates[2]!.bundles.has(TrustDomain.fromString('partner.org')),
+        false,
+        'no entry federates yet',
+      );
+      h.provider.setEntries([
+        { id: 'e-web', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'web' },
+        {
+          id: 'e-db',
+          spiffeId: DB,
+          selectors: [h.selfSelectors[1]!],
+          hint: 'db',
+          federatesWith: ['partner.org'],
+        },
+      ]);
+      assert.ok(await eventually(() => updates.length === 4));
+      assert.deepEqual(
+        updates[3]!.svids.map((s) => s.id.toString()),
+        [WEB, DB],
+      );
+      assert.equal(updates[3]!.bundles.has(TrustDomain.fromString('partner.org')), true);
+
+      // Federated bundle changes reach the stream.
+      const fedCa2 = TestCa.create({ trustDomain: 'partner.org' });
+      h.provider.setFederatedBundle('partner.org', [fedCa.certificate, fedCa2.certificate]);
+      assert.ok(await eventually(() => updates.length === 5));
+      const partner = updates[4]!.bundles.getX509Bundle(TrustDomain.fromString('partner.org'))!;
+      assert.equal(partner.x509Authorities().length, 2);
+      h.provider.setFederatedBundle('partner.org', undefined);
+
+      ac.abort();
+      await watch;
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0), 'the subscription is closed');
+    });
+
+    it('keeps only the first SVID of a duplicated hint', async () => {
+      h.provider.setEntries([
+        { id: 'e-1', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'same' },
+        { id: 'e-2', spiffeId: DB, selectors: [h.selfSelectors[0]!], hint: 'same' },
+      ]);
+      const c = rawClient(h.address);
+      const res = await rawStream(c, X509, EMPTY, ['true'], 1);
+      c.close();
+      const msg = W.fetchX509Svid.responseDeserialize(res.messages[0]!);
+      assert.deepEqual(
+        msg.svids.map((s) => s.spiffeId),
+        [WEB],
+      );
+    });
+
+    it('ends the stream with PermissionDenied when the last entry goes away', async () => {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      entitle();
+      const c = rawClient(h.address);
+      const pending = rawStream(c, X509, EMPTY, ['true']);
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
+      h.provider.setEntries([]);
+      const res = await pending;
+      c.close();
+      assert.equal(res.messages.length, 1);
+      assert.equal(res.code, status.PERMISSION_DENIED);
+      assert.equal(res.details, 'no identity issued');
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+    });
+  });
+
+  describe('FetchX509Bundles and FetchJWTBundles', () => {
+    it('serve the own trust domain keyed by its ID, and JWKS with JWT keys only', async () => {
+      entitle();
+      const x = await client.fetchX509Bundles();
+      const own = x.getX509Bundle(TrustDomain.fromString('example.org'))!;
+      assert.equal(own.x509Authorities()[0]!.fingerprint256, h.provider.ca.certificate.fingerprint256);
+      const c = rawClient(h.address);
+      const res = await rawStream(c, JWT_BUNDLES, EMPTY, ['true'], 1);
+      c.close();
+      const msg = W.fetchJwtBundles.responseDeserialize(res.messages[0]!);
+      assert.deepEqual(Object.keys(msg.bundles), [TD]);
+      const jwks = JSON.parse(msg.bundles[TD]!.toString()) as { keys: Record<string, unknown>[] };
+      assert.equal(jwks.keys.length, 1);
+      for (const k of jwks.keys) {
+        assert.equal(k.use, undefined);
+        assert.equal(k.x5c, undefined);
+        assert.equal(typeof k.kid, 'string');
+      }
+    });
+
+    it('sends bundle messages only when the bundles change, not on SVID rotation', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      const got: Buffer[] = [];
+      const md = new Metadata();
+      md.set('workload.spiffe.io', 'true');
+      const call = c.makeServerStreamRequest(
+        X509_BUNDLES,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        EMPTY,
+        md,
+      );
+      call.on('data', (b: Buffer) => got.push(b));
+      call.on('error', () => {});
+      assert.ok(await eventually(() => got.length === 1));
+      h.provider.rotate();
+      h.provider.rotate();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(got.length, 1);
+      h.provider.rotateCa();
+      assert.ok(await eventually(() => got.length === 2));
+      call.cancel();
+      c.close();
+    });
+  });
+
+  describe('FetchJWTSVID', () => {
+    it('refuses an empty audience with InvalidArgument', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, JWT, jwtRequest([]), ['true']);
+      c.close();
+      assert.equal(res.code, status.INVALID_ARGUMENT);
+      assert.equal(res.details, 'audience must be specified');
+    });
+
+    it('refuses a malformed spiffe_id with InvalidArgument naming it', async () => {
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, JWT, jwtRequest(['a'], 'spiffe://Example.org/x'), ['true']);
+      c.close();
+      assert.equal(res.code, status.INVALID_ARGUMENT);
+      assert.match(res.details, /^invalid requested SPIFFE ID: /);
+    });
+
+    it('refuses a spiffe_id the caller is not entitled to with PermissionDenied', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, JWT, jwtRequest(['a'], DB), ['true']);
+      c.close();
+      assert.equal(res.code, status.PERMISSION_DENIED);
+      assert.equal(res.details, 'no identity issued');
+    });
+
+    it('mints a JWT-SVID that validates against the JWT bundle', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, JWT, jwtRequest(['spiffe://example.org/api', 'extra']), ['true']);
+      c.close();
+      assert.equal(res.code, 0);
+      const msg = W.fetchJwtsvid.responseDeserialize(res.messages[0]!);
+      assert.equal(msg.svids.length, 1);
+      assert.equal(msg.svids[0]!.spiffeId, WEB);
+      assert.equal(msg.svids[0]!.hint, 'web');
+      const svid = await JwtSvid.parseAndValidate(msg.svids[0]!.svid, h.provider.bundles().own, ['extra'], {
+        now: TEST_NOW,
+      });
+      assert.equal(svid.id.toString(), WEB);
+    });
+
+    it('answers Unavailable when minting fails', async () => {
+      entitle();
+      h.provider.jwtFailure = new Error('server unreachable');
+      try {
+        const c = rawClient(h.address);
+        const res = await rawUnary(c, JWT, jwtRequest(['a']), ['true']);
+        c.close();
+        assert.equal(res.code, status.UNAVAILABLE);
+        assert.equal(res.details, 'could not fetch JWT-SVID: server unreachable');
+      } finally {
+        h.provider.jwtFailure = undefined;
+      }
+    });
+  });
+
+  describe('ValidateJWTSVID', () => {
+    it('returns the SPIFFE ID and claims with aud as a list', async () => {
+      entitle();
+      const token = h.provider.jwt.mint({
+        sub: WEB,
+        aud: 'spiffe://example.org/api',
+        extraClaims: { team: 'x' },
+      });
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, VALIDATE, validateRequest('spiffe://example.org/api', token), ['true']);
+      c.close();
+      assert.equal(res.code, 0, res.details);
+      const msg = W.validateJwtsvid.responseDeserialize(res.messages[0]!);
+      assert.equal(msg.spiffeId, WEB);
+      assert.deepEqual(msg.claims?.aud, ['spiffe://example.org/api']);
+      assert.equal(msg.claims?.team, 'x');
+      assert.equal(msg.claims?.sub, WEB);
+    });
+
+    const bad: { name: string; audience: string; token: () => string; details: RegExp }[] = [
+      { name: 'an empty audience', audience: '', token: () => 'x', details: /^audience must be specified$/ },
+      { name: 'an empty svid', audience: 'a', token: () => '', details: /^svid must be specified$/ },
+      {
+        name: 'an expired token',
+        audience: 'a',
+        token: () =>
+          h.provider.jwt.mint({ sub: WEB, aud: 'a', exp: new Date(TEST_NOW.getTime() - 3600_000) }),
+        details: /expired/,
+      },
+      {
+        name: 'a token for another audience',
+        audience: 'a',
+        token: () => h.provider.jwt.mint({ sub: WEB, aud: 'b' }),
+        details: /audience/,
+      },
+      {
+        name: 'a token signed by an unknown key',
+        audience: 'a',
+        token: () => h.provider.jwt.mint({ sub: WEB, aud: 'a', signWithOtherKey: true }),
+        details: /^jwtsvid: /,
+      },
+      { name: 'garbage', audience: 'a', token: () => 'not.a.jwt', details: /jwtsvid/ },
+    ];
+    for (const tc of bad) {
+      it(`refuses ${tc.name} with InvalidArgument`, async () => {
+        entitle();
+        const c = rawClient(h.address);
+        const res = await rawUnary(c, VALIDATE, validateRequest(tc.audience, tc.token()), ['true']);
+        c.close();
+        assert.equal(res.code, status.INVALID_ARGUMENT);
+        assert.match(res.details, tc.details);
+      });
+    }
+  });
+
+  describe('WIT RPCs', () => {
+    for (const [method, details] of [
+      ['/SpiffeWorkloadAPI/FetchWITSVID', 'fetching WIT-SVIDs is not implemented'],
+      ['/SpiffeWorkloadAPI/FetchWITBundles', 'fetching WIT bundles is not implemented'],
+    ] as const) {
+      it(`answers ${method} with Unimplemented`, async () => {
+        const c = rawClient(h.address);
+        const res = await rawStream(c, method, EMPTY, ['true']);
+        c.close();
+        assert.equal(res.code, status.UNIMPLEMENTED);
+        assert.equal(res.details, details);
+      });
+    }
+  });
+
+  describe('bad input', () => {
+    it('refuses an oversized request with ResourceExhausted and keeps serving', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, VALIDATE, validateRequest('a', 'x'.repeat(2 * 1024 * 1024)), ['true']);
+      assert.equal(res.code, status.RESOURCE_EXHAUSTED);
+      const ok = await rawStream(c, X509, EMPTY, ['true'], 1);
+      c.close();
+      assert.equal(ok.messages.length, 1);
+    });
+
+    it('refuses malformed protobuf bytes and keeps serving', async () => {
+      entitle();
+      const c = rawClient(h.address);
+      // Field 1 (audience) declared as 100 bytes long with only 3 present.
+      const res = await rawUnary(c, JWT, Buffer.from([0x0a, 0x64, 0x61, 0x62, 0x63]), ['true']);
+      assert.notEqual(res.code, 0);
+      const ok = await rawStream(c, X509, EMPTY, ['true'], 1);
+      c.close();
+      assert.equal(ok.messages.length, 1);
+    });
+
+    it('refuses a non-UTF-8 string field', async () => {
+      const c = rawClient(h.address);
+      const res = await rawUnary(c, JWT, Buffer.from([0x0a, 0x02, 0xff, 0xfe]), ['true']);
+      c.close();
+      // Either the decoder refuses it or the garbage audience is accepted as a string; never a crash.
+      assert.ok([0, status.INTERNAL, status.INVALID_ARGUMENT].includes(res.code));
+    });
+  });
+
+  describe('clients that vanish', () => {
+    it('releases the streams, subscriptions and file descriptors of 100 killed clients', async () => {
+      entitle();
+      // Warm up so lazily opened descriptors are in the baseline.
+      await client.fetchX509Context();
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      const baseline = fdCount();
+      const baseConnections = h.endpoints.connectionCount;
+      const grpcPath = createRequire(import.meta.url).resolve('@grpc/grpc-js');
+      const script = join(h.socketPath, '..', 'vanish.cjs');
+      await writeFile(
+        script,
+        `const grpc = require(${JSON.stringify(grpcPath)});
+const md = new grpc.Metadata(); md.set('workload.spiffe.io', 'true');
+let got = 0;
+for (let i = 0; i < 100; i++) {
+  const c = new grpc.Client(${JSON.stringify(h.address)}, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const s = c.makeServerStreamRequest(${JSON.stringify(X509)}, (b) => b, (b) => b, Buffer.alloc(0), md);
+  s.on('data', () => { if (++got === 100) process.stdout.write('ready\\n'); });
+  s.on('error', () => {});
+}
+setInterval(() => {}, 1000);
+`,
+      );
+      const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          if (d.toString().includes('ready')) resolve();
+        });
+        child.once('exit', () => reject(new Error('child exited early')));
+      });
+      assert.equal(h.endpoints.connectionCount, baseConnections + 100);
+      assert.equal(h.provider.openSubscriptions, 100);
+      child.kill('SIGKILL');
+      assert.ok(
+        await eventually(() => h.endpoints.connectionCount === baseConnections),
+        'connections closed',
+      );
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0), 'subscriptions closed');
+      assert.ok(await eventually(() => fdCount() <= baseline), `fds back to ${baseline}, now ${fdCount()}`);
+    });
+
+    it('releases a client that connected and hung without sending a request once it goes', async () => {
+      const { connect } = await import('node:net');
+      const baseline = fdCount();
+      const baseConnections = h.endpoints.connectionCount;
+      const sockets = Array.from({ length: 20 }, () => connect(h.socketPath));
+      assert.ok(await eventually(() => h.endpoints.connectionCount === baseConnections + 20));
+      for (const s of sockets) s.destroy();
+      assert.ok(await eventually(() => h.endpoints.connectionCount === baseConnections));
+      assert.ok(await eventually(() => fdCount() <= baseline), `fds back to ${baseline}, now ${fdCount()}`);
+    });
+  });
+});
