@@ -177,6 +177,34 @@ export const serverConfigSchema = object({
   })
     .optional('(no federation)')
     .describe('SPIFFE federation'),
+  serverless: object({
+    bindAddress: host()
+      .default('0.0.0.0')
+      .describe('Address of the serverless attestation API (HTTPS and gRPC)'),
+    bindPort: port().default(8444).describe('Port of the serverless attestation API'),
+    tlsCertFile: path()
+      .optional("(the server's own SVID)")
+      .describe('PEM certificate chain served by the serverless API (e.g. a Web PKI certificate)'),
+    tlsKeyFile: path().optional("(the server's own SVID)").describe('PEM private key of tls_cert_file'),
+    policyFile: path().describe('YAML file of ServerlessAttestation policies (reloaded when it changes)'),
+    rateLimit: integer({ min: 0 })
+      .default(10)
+      .describe('Requests per second per client address (burst twice as many); 0 disables'),
+    maxBodyBytes: integer({ min: 1024, max: 1048576 })
+      .default(65536)
+      .describe('Largest request body (HTTP) or message (gRPC), in bytes'),
+  })
+    .check((v, r) => {
+      if ((v.tlsCertFile === undefined) !== (v.tlsKeyFile === undefined)) {
+        r.error('set both tls_cert_file and tls_key_file, or neither', [
+          v.tlsCertFile === undefined ? 'tls_cert_file' : 'tls_key_file',
+        ]);
+      }
+    })
+    .optional('(disabled)')
+    .describe(
+      'Serverless remote attestation: platform identity tokens exchanged for SVIDs (docs/serverless.md)',
+    ),
   rateLimit: object({
     attestation: integer({ min: 0 })
       .default(1)
@@ -234,6 +262,9 @@ export const serverConfigSchema = object({
   const be = v.federation?.bundleEndpoint;
   if (be !== undefined)
     listeners.push({ path: 'federation.bundle_endpoint.port', address: be.address, port: be.port });
+  const sl = v.serverless;
+  if (sl !== undefined)
+    listeners.push({ path: 'serverless.bind_port', address: sl.bindAddress, port: sl.bindPort });
   for (const [a, b] of findPortConflicts(listeners)) {
     r.error(`port ${b.port} is also used by ${a.path}`, b.path.split('.'));
   }
