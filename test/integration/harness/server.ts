@@ -1,0 +1,234 @@
+/**
+ * Integration harness: starts the BUILT tessera-server (packages/server/dist/bin/tessera-server.js) as a real
+ * process in its own process group, in a temp directory, on a free port and a temp admin socket; runs the CLI
+ * as a real process; and always kills what it started (SIGKILL to the process group) on teardown or exit.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials } from '@grpc/grpc-js';
+import { BundleService, GetBundleRequest, makeClient } from '@tessera/common/api';
+
+/** Root of the repository (test/integration/dist/harness → ../../../../). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+/** The built server binary. */
+export const SERVER_BIN = join(REPO_ROOT, 'packages', 'server', 'dist', 'bin', 'tessera-server.js');
+
+const live = new Set<number>();
+process.on('exit', () => {
+  for (const pid of live) killGroup(pid, 'SIGKILL');
+});
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A temp directory removed by the returned function. */
+export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `tessera-it-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Result of a finished process. */
+export interface ProcessResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the built `tessera-server` binary with `args` to completion (in its own process group, killed after
+ * `timeoutMs`).
+ */
+export function runServerBin(
+  args: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SERVER_BIN, ...args], {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: opts.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const pid = child.pid;
+    if (pid !== undefined) live.add(pid);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => pid !== undefined && killGroup(pid, 'SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (pid !== undefined) live.delete(pid);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Options of {@link TesseraServer.start}. */
+export interface StartOptions {
+  /** Trust domain (default example.org). */
+  readonly trustDomain?: string;
+  /** Extra configuration keys, merged over the defaults (snake_case, as in the file). */
+  readonly config?: Readonly<Record<string, unknown>>;
+  /** Reuse this directory (a restart); default: a new temp directory. */
+  readonly dir?: string;
+  /** Reuse this agent API port (a restart). */
+  readonly port?: number;
+  /** How long to wait for the admin socket to answer. Default 30 s. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** A running tessera-server process. */
+export class TesseraServer {
+  readonly dir: string;
+  readonly socketPath: string;
+  readonly port: number;
+  readonly trustDomain: string;
+  readonly configPath: string;
+  readonly #child: ChildProcess;
+  readonly #exited: Promise<ProcessResult>;
+  #logs = '';
+  #exit: ProcessResult | undefined;
+
+  private constructor(
+    dir: string,
+    port: number,
+    trustDomain: string,
+    configPath: string,
+    child: ChildProcess,
+  ) {
+    this.dir = dir;
+    this.socketPath = join(dir, 'admin', 'api.sock');
+    this.port = port;
+    this.trustDomain = trustDomain;
+    this.configPath = configPath;
+    this.#child = child;
+    child.stdout?.on('data', (c: Buffer) => (this.#logs += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (this.#logs += c.toString()));
+    this.#exited = new Promise((resolve) => {
+      child.once('close', (code, signal) => {
+        if (child.pid !== undefined) live.delete(child.pid);
+        this.#exit = { code, signal, stdout: this.#logs, stderr: '' };
+        resolve(this.#exit);
+      });
+    });
+  }
+
+  /** Writes a config file, starts `tessera-server run`, and waits until the admin socket answers GetBundle. */
+  static async start(opts: StartOptions = {}): Promise<TesseraServer> {
+    const dir = opts.dir ?? (await tempDir('server')).path;
+    const port = opts.port ?? (await freePort());
+    const trustDomain = opts.trustDomain ?? 'example.org';
+    const config = {
+      trust_domain: trustDomain,
+      bind_address: '127.0.0.1',
+      bind_port: port,
+      socket_path: join(dir, 'admin', 'api.sock'),
+      data_dir: join(dir, 'data'),
+      log_level: 'debug',
+      ...opts.config,
+    };
+    const configPath = join(dir, 'server.json');
+    await writeFile(configPath, JSON.stringify(config, null, 2));
+    const child = spawn(process.execPath, [SERVER_BIN, 'run', '--config', configPath], {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (child.pid !== undefined) live.add(child.pid);
+    const server = new TesseraServer(dir, port, trustDomain, configPath, child);
+    try {
+      await server.waitReady(opts.readyTimeoutMs ?? 30_000);
+    } catch (err) {
+      server.kill();
+      throw err;
+    }
+    return server;
+  }
+
+  /** The process id (also the process group id). */
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
+  /** Everything the process wrote so far. */
+  logs(): string {
+    return this.#logs;
+  }
+
+  /** Whether the process has exited. */
+  get exited(): boolean {
+    return this.#exit !== undefined;
+  }
+
+  /** Resolves when the admin socket answers, rejects on timeout or early exit (with the logs). */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (this.#exit !== undefined) {
+        throw new Error(
+          `tessera-server exited early (${this.#exit.code ?? this.#exit.signal}):\n${this.#logs.slice(-4000)}`,
+        );
+      }
+      const client = makeClient(BundleService, `unix://${this.socketPath}`, credentials.createInsecure());
+      try {
+        await client.getBundle(GetBundleRequest.fromPartial({}), { deadline: Date.now() + 1000 });
+        return;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      } finally {
+        client.close();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`tessera-server not ready after ${timeoutMs} ms (${last}):\n${this.#logs.slice(-4000)}`);
+  }
+
+  /** Runs the built CLI against this server's admin socket. */
+  cli(args: readonly string[], opts: { cwd?: string } = {}): Promise<ProcessResult> {
+    return runServerBin([...args, '--socket', this.socketPath], { cwd: opts.cwd ?? this.dir });
+  }
+
+  /** Sends a signal to the whole process group (default SIGKILL). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.#child.pid !== undefined && this.#exit === undefined) killGroup(this.#child.pid, signal);
+  }
+
+  /** Resolves when the process has exited. */
+  waitExit(): Promise<ProcessResult> {
+    return this.#exited;
+  }
+
+  /** Kills the process group and waits for the exit (teardown; safe to call twice). */
+  async stop(): Promise<void> {
+    this.kill('SIGKILL');
+    await this.#exited;
+  }
+}
