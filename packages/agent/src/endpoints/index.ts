@@ -9,6 +9,13 @@ export {
   type WorkloadEndpoints,
   type WorkloadEndpointsConfig,
 } from './endpoints.js';
+export {
+  buildSecrets,
+  createSdsHandlers,
+  type SdsHandlerOptions,
+  type SdsOptions,
+  SecretDiscoveryServiceDefinition,
+} from './sds/handler.js';
 export { type EndpointsLogger, grpcError, LatestStatePump, nullLogger } from './stream.js';
 export {
   type AttestableCall,
