@@ -152,7 +152,12 @@ function portFree(port) {
 
 function tail(file, lines = 25) {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .slice(-lines)
+      .map((l) => (l.length > 400 ? `${l.slice(0, 400)} …` : l))
+      .join('\n');
   } catch {
     return '(no log)';
   }
