@@ -151,6 +151,15 @@ describe('parseCsr rejects', () => {
       message: /unsupported signature algorithm "1.2.840.10045.4.3.1"/,
     },
     {
+      name: 'a P-256 point that is not on the curve',
+      der: () => {
+        const offCurve = Buffer.from(spki);
+        offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] as number) ^ 1;
+        return signed(sequence(integer(0), encodeName({}), offCurve, emptyAttrs));
+      },
+      message: /invalid subject public key/,
+    },
+    {
       name: 'an RSA key under 2048 bits',
       der: () => opensslCsr(['-newkey', 'rsa:1024']),
       message: /unsupported public key "rsa"/,

@@ -128,6 +128,31 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
   }
 }
 
+/** The DER of a P-256 SubjectPublicKeyInfo with an uncompressed point, up to the point's X coordinate. */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
+
+/**
+ * Imports a SubjectPublicKeyInfo. A P-256 key goes through JWK, about twice as cheap as OpenSSL's DER decoder
+ * on the issuance hot path; the import still checks that the point is on the curve.
+ */
+function importSpki(der: Buffer): { publicKey: KeyObject; keyType: ReturnType<typeof keyTypeOf> } {
+  if (
+    der.length === P256_SPKI_PREFIX.length + 64 &&
+    der.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)
+  ) {
+    const at = P256_SPKI_PREFIX.length;
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      x: der.subarray(at, at + 32).toString('base64url'),
+      y: der.subarray(at + 32).toString('base64url'),
+    };
+    return { publicKey: createPublicKey({ key: jwk, format: 'jwk' }), keyType: 'ec-p256' };
+  }
+  const publicKey = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+  return { publicKey, keyType: keyTypeOf(publicKey) };
+}
+
 function parseCsrDer(buf: Buffer): ParsedCsr {
   const outer = new DerReader(readOne(buf, Tag.sequence, 'certification request').content);
   const info = outer.read(Tag.sequence, 'certification request info');
@@ -157,12 +182,12 @@ function parseCsrDer(buf: Buffer): ParsedCsr {
   cri.end('certification request info');
 
   let publicKey: KeyObject;
+  let keyType: ReturnType<typeof keyTypeOf>;
   try {
-    publicKey = createPublicKey({ key: Buffer.from(spki.raw), format: 'der', type: 'spki' });
+    ({ publicKey, keyType } = importSpki(spki.raw));
   } catch (err) {
     fail('invalid subject public key', err);
   }
-  const keyType = keyTypeOf(publicKey);
   if (keyType === undefined) {
     const curve = publicKey.asymmetricKeyDetails?.namedCurve;
     fail(`unsupported public key "${publicKey.asymmetricKeyType}${curve ? ` ${curve}` : ''}"`);
