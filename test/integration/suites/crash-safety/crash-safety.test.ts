@@ -95,6 +95,8 @@ function crashSuite(engine: string, connectionString: () => Promise<string | und
       acked = r.acked;
       const exit = await server.waitExit();
       assert.equal(exit.signal, 'SIGKILL');
+      t.diagnostic(`${acked.size} entries acknowledged; ${r.failedCalls} batch calls cut by the kill`);
+      assert.ok(r.failedCalls >= 1, 'no batch was in flight when the server was killed');
       assert.ok(acked.size >= BATCH, `only ${acked.size} entries acknowledged before the kill`);
     });
 
