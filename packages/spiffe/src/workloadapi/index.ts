@@ -50,5 +50,6 @@ export {
   type X509SVIDResponse,
 } from './gen/spiffe/workload.js';
 export { JwtSource, type JwtSourceOptions } from './jwt-source.js';
+export { type Attestation, RemoteAttestationClient, type RemoteSourceOptions } from './remote.js';
 export type { X509Context } from './x509-context.js';
 export { type SourceClientOptions, X509Source, type X509SourceOptions } from './x509-source.js';

@@ -8,6 +8,7 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { JwtSvid, JwtSvidParams, JwtSvidSource } from '../svid/index.js';
 import type { WorkloadApiClient } from './client.js';
+import { type RemoteSourceOptions, remoteSourceClient } from './remote.js';
 import { SourceLifecycle, startWatch } from './watch-source.js';
 import { type SourceClientOptions, sourceClient } from './x509-source.js';
 
@@ -15,7 +16,15 @@ import { type SourceClientOptions, sourceClient } from './x509-source.js';
 export interface JwtSourceOptions extends SourceClientOptions {
   /** Chooses the JWT-SVID among those returned for a request; default: the first one. */
   readonly picker?: (svids: readonly JwtSvid[]) => JwtSvid;
+  /**
+   * Get JWT-SVIDs and bundles by remote attestation from a Tessera server's serverless API instead of a Workload
+   * API socket. Exclusive with `client`, `address` and `clientOptions`.
+   */
+  readonly remote?: RemoteSourceOptions;
 }
+
+/** What a JwtSource needs of its client (the Workload API client or the remote attestation client). */
+type JwtClient = Pick<WorkloadApiClient, 'fetchJwtSvid' | 'fetchJwtSvids' | 'watchJwtBundles' | 'close'>;
 
 /**
  * A source of JWT-SVIDs and JWT bundles from the Workload API. Bundles are kept current by a
@@ -29,11 +38,11 @@ export interface JwtSourceOptions extends SourceClientOptions {
  * ```
  */
 export class JwtSource implements JwtSvidSource, JwtBundleSource {
-  readonly #life: SourceLifecycle<WorkloadApiClient>;
+  readonly #life: SourceLifecycle<JwtClient>;
   readonly #picker: JwtSourceOptions['picker'];
   #bundles: BundleSet | undefined;
 
-  private constructor(client: WorkloadApiClient, owned: boolean, picker: JwtSourceOptions['picker']) {
+  private constructor(client: JwtClient, owned: boolean, picker: JwtSourceOptions['picker']) {
     this.#life = new SourceLifecycle(client, owned);
     this.#picker = picker;
   }
@@ -50,7 +59,10 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   static async create(options: JwtSourceOptions = {}): Promise<JwtSource> {
-    const { client, owned } = sourceClient(options);
+    const { client, owned }: { client: JwtClient; owned: boolean } =
+      options.remote === undefined
+        ? sourceClient(options)
+        : remoteSourceClient({ ...options, remote: options.remote });
     const source = new JwtSource(client, owned, options.picker);
     try {
       await startWatch({

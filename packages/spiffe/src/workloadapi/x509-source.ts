@@ -8,6 +8,7 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { X509Svid, X509SvidSource } from '../svid/index.js';
 import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
+import { type RemoteSourceOptions, remoteSourceClient } from './remote.js';
 import { SourceLifecycle, startWatch } from './watch-source.js';
 import type { X509Context } from './x509-context.js';
 
@@ -27,7 +28,15 @@ export interface SourceClientOptions {
 export interface X509SourceOptions extends SourceClientOptions {
   /** Chooses the default X509-SVID among the workload's SVIDs; default: the first. */
   readonly picker?: (svids: readonly X509Svid[]) => X509Svid;
+  /**
+   * Get the identity by remote attestation from a Tessera server's serverless API instead of a Workload API
+   * socket (for serverless functions). Exclusive with `client`, `address` and `clientOptions`.
+   */
+  readonly remote?: RemoteSourceOptions;
 }
+
+/** What an X509Source needs of its client (the Workload API client or the remote attestation client). */
+type X509WatchClient = Pick<WorkloadApiClient, 'watchX509Context' | 'close'>;
 
 /** Resolves the client a source uses, and whether the source owns (and must close) it. */
 export function sourceClient(options: SourceClientOptions): { client: WorkloadApiClient; owned: boolean } {
@@ -57,11 +66,11 @@ export function sourceClient(options: SourceClientOptions): { client: WorkloadAp
  * ```
  */
 export class X509Source implements X509SvidSource, X509BundleSource {
-  readonly #life: SourceLifecycle<WorkloadApiClient>;
+  readonly #life: SourceLifecycle<X509WatchClient>;
   readonly #picker: ((svids: readonly X509Svid[]) => X509Svid) | undefined;
   #context: X509Context | undefined;
 
-  private constructor(client: WorkloadApiClient, owned: boolean, picker: X509SourceOptions['picker']) {
+  private constructor(client: X509WatchClient, owned: boolean, picker: X509SourceOptions['picker']) {
     this.#life = new SourceLifecycle(client, owned);
     this.#picker = picker;
   }
@@ -76,10 +85,15 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    * @example
    * ```ts
    * const source = await X509Source.create({ address: 'unix:///run/spire/agent.sock' });
+   * // In a serverless function, by remote attestation:
+   * const fn = await X509Source.create({ remote: { address: 'https://spiffe.example.org:8444', attestations: () => [{ type: 'gcp_iit', evidence: token }] } });
    * ```
    */
   static async create(options: X509SourceOptions = {}): Promise<X509Source> {
-    const { client, owned } = sourceClient(options);
+    const { client, owned }: { client: X509WatchClient; owned: boolean } =
+      options.remote === undefined
+        ? sourceClient(options)
+        : remoteSourceClient({ ...options, remote: options.remote });
     const source = new X509Source(client, owned, options.picker);
     try {
       await startWatch({
