@@ -34,12 +34,19 @@ import { redactServerConfig, type ServerConfig } from './config/load.js';
 import type { Datastore } from './datastore/datastore.js';
 import { openDatastore } from './datastore/sql/open.js';
 import { type Endpoints, startEndpoints, startHealthServer } from './endpoints/endpoints.js';
+import {
+  createFederationPoller,
+  type FederationPoller,
+  relationshipsFromConfig,
+  startBundleEndpoint,
+} from './federation/index.js';
 import { decodePemCertificates } from './internal-pem.js';
 import { createDiskKeyManager } from './keymanager/disk.js';
 import { createMemoryKeyManager } from './keymanager/memory.js';
 import { createJoinTokenAttestor } from './plugin/nodeattestor/join-token/join-token.js';
 import type { NodeAttestor } from './plugin/nodeattestor/node-attestor.js';
 import { createX509PopAttestor } from './plugin/nodeattestor/x509pop/x509pop.js';
+import { startServerless } from './serverless/mount.js';
 
 /** Options of {@link startServer}. */
 export interface StartServerOptions {
@@ -50,6 +57,8 @@ export interface StartServerOptions {
   readonly now?: () => Date;
   /** Overrides of the agent API port (tests use 0). */
   readonly bindPort?: number;
+  /** Overrides of the bundle endpoint port (tests use 0). */
+  readonly bundleEndpointPort?: number;
 }
 
 /** A running server. */
@@ -64,6 +73,8 @@ export interface TesseraServer {
   readonly ca: CaManager;
   readonly index: EntryIndex;
   readonly endpoints: Endpoints;
+  /** Federation: the bundle endpoint's bound port (when served) and the relationship poller. */
+  readonly federation: { readonly bundleEndpointPort: number | undefined; readonly poller: FederationPoller };
   /** Whether the server is ready (serving and its index is current). */
   ready(): boolean;
   /** Stops listening, drains calls and closes everything. */
@@ -215,6 +226,49 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       grpcServer.forceShutdown();
     });
 
+    // Federation: the bundle endpoint (when configured) and the poller of federation relationships.
+    const fedLog = log.child({ subsystem: 'federation' });
+    let bundleEndpointPort: number | undefined;
+    const be = config.federation?.bundleEndpoint;
+    if (be !== undefined) {
+      const ep = await startBundleEndpoint({
+        trustDomain: config.trustDomain,
+        ca,
+        address: be.address,
+        port: opts.bundleEndpointPort ?? be.port,
+        ...(be.refreshHint === undefined ? {} : { refreshHintSeconds: be.refreshHint.seconds }),
+        svidTtlSeconds: Math.min(SERVER_SVID_TTL, config.defaultX509SvidTtl.seconds),
+        now,
+        logger: fedLog,
+      });
+      bundleEndpointPort = ep.port;
+      cleanups.push(() => ep.close());
+    }
+    const poller = createFederationPoller({
+      trustDomain: config.trustDomain,
+      datastore,
+      ca,
+      staticRelationships: relationshipsFromConfig(config.federation),
+      logger: fedLog,
+    });
+    poller.start();
+    cleanups.push(() => poller.close());
+
+    // Serverless remote attestation (off unless the `serverless` section is configured).
+    if (config.serverless !== undefined) {
+      const sl = await startServerless({
+        settings: config.serverless,
+        ca,
+        trustDomain: config.trustDomain,
+        logger: log.child({ subsystem: 'serverless' }),
+        clock: { now },
+        x509SvidTtlSeconds: config.defaultX509SvidTtl.seconds,
+        jwtSvidTtlSeconds: config.defaultJwtSvidTtl.seconds,
+      });
+      cleanups.push(() => sl.close());
+      log.info({ port: sl.port }, 'Serverless attestation API started');
+    }
+
     let closing = false;
     const ready = () => !closing;
     let healthPort: number | undefined;
@@ -259,6 +313,7 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       ca,
       index,
       endpoints,
+      federation: { bundleEndpointPort, poller },
       ready,
       async close() {
         if (closing) return;
