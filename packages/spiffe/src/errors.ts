@@ -40,7 +40,10 @@ export type SpiffeErrorCode =
   | 'ERR_KEYMANAGER_FAILED'
   | 'ERR_NODE_ATTESTATION_INVALID'
   | 'ERR_NODE_ATTESTATION_FAILED'
-  | 'ERR_CLI_USAGE';
+  | 'ERR_CLI_USAGE'
+  | 'ERR_SVIDSTORE_INVALID'
+  | 'ERR_SVIDSTORE_NOT_OWNED'
+  | 'ERR_SVIDSTORE_FAILED';
 
 /** Base class of every error the library raises for bad input. */
 export class SpiffeError extends Error {
