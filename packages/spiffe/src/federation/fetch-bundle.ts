@@ -211,14 +211,15 @@ function requestOnce(
       done(onAbort());
       req.destroy();
     };
+    // The error listener comes first: destroying the request (abort, redirect, limits) emits 'error'.
+    req.on('error', (err) => {
+      done(failed(`could not GET bundle from ${JSON.stringify(url.toString())}: ${err.message}`, err));
+    });
     if (signal.aborted) {
       abort();
       return;
     }
     signal.addEventListener('abort', abort, { once: true });
-    req.on('error', (err) => {
-      done(failed(`could not GET bundle from ${JSON.stringify(url.toString())}: ${err.message}`, err));
-    });
     req.on('response', (res: IncomingMessage) => {
       const status = res.statusCode ?? 0;
       const location = res.headers.location;

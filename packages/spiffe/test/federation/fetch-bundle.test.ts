@@ -290,6 +290,16 @@ describe('fetchBundle over https_web', () => {
     }
   });
 
+  it('rejects at once with a signal that is already aborted, sending nothing', async () => {
+    const before = server.requests.length;
+    await assert.rejects(
+      fetchBundle(TD, server.url, { webPkiRoots: [web.root.certificate], signal: AbortSignal.abort() }),
+      { code: 'ERR_FEDERATION_FAILED', message: 'federation: fetch was aborted' },
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(server.requests.length, before);
+  });
+
   it('stops when the caller aborts', async () => {
     const s = await startWebServer(web, () => {});
     const ac = new AbortController();
