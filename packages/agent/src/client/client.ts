@@ -29,7 +29,7 @@ import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { SpiffeError } from '@tessera/spiffe/errors';
 import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
 import type { X509Svid } from '@tessera/spiffe/svid';
-import { authorizeId } from '@tessera/spiffe/tls';
+import { authorizeId, type TlsBundleSource } from '@tessera/spiffe/tls';
 import { createSpiffeGrpcChannelCredentials } from '@tessera/spiffe/tls/grpc';
 import type { AgentNodeAttestor } from '../attestor/node/node-attestor.js';
 
@@ -91,7 +91,11 @@ function channelCredentials(config: ServerClientConfig): ChannelCredentials {
   const bundle = config.trust.bundle;
   return createSpiffeGrpcChannelCredentials(
     svid === undefined ? undefined : { getX509Svid: () => svid() },
-    { getX509BundleForTrustDomain: (td) => bundle().getX509BundleForTrustDomain(td) },
+    // A live view of the latest bundle: roots are re-read for every handshake (CA rotation).
+    {
+      getX509BundleForTrustDomain: (td) => bundle().getX509BundleForTrustDomain(td),
+      x509Authorities: () => bundle().x509Authorities(),
+    } as TlsBundleSource,
     authorizeId(serverIdOf(config.trustDomain)),
   );
 }

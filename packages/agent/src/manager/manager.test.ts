@@ -1,0 +1,297 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { TrustDomain } from '@tessera/spiffe/spiffeid';
+import { verifyX509SvidSync } from '@tessera/spiffe/svid';
+import { createJoinTokenAttestor } from '../attestor/node/node-attestor.js';
+import { IdentityManager, type IdentityManagerConfig } from './manager.js';
+import type { IdentitySnapshot } from './provider.js';
+import { AGENT_STATE_FILE, AgentStorage, SVID_CACHE_FILE } from './storage.js';
+import { FakeAgentServer } from './test-support/fake-server.js';
+
+const TD = TrustDomain.fromString('example.org');
+const UID = { type: 'unix', value: 'uid:1000' };
+const GID = { type: 'unix', value: 'gid:1000' };
+
+interface Ctx {
+  server: FakeAgentServer;
+  dir: string;
+  bundlePath: string;
+  managers: IdentityManager[];
+  t: number;
+}
+
+let ctx: Ctx;
+
+function manager(over: Partial<IdentityManagerConfig> = {}, token = 'tok-1'): IdentityManager {
+  const m = new IdentityManager({
+    trustDomain: TD,
+    serverAddress: '127.0.0.1',
+    serverPort: ctx.server.port,
+    trustBootstrap: { type: 'bundle_path', path: ctx.bundlePath },
+    attestor: createJoinTokenAttestor(token),
+    storage: new AgentStorage(join(ctx.dir, 'data')),
+    tickMs: 0,
+    now: () => new Date(ctx.t),
+    random: () => 0,
+    ...over,
+  });
+  ctx.managers.push(m);
+  return m;
+}
+
+function serial(snap: IdentitySnapshot, i = 0): string {
+  const s = snap.svids[i];
+  assert.ok(s, `no svid ${i}`);
+  return new X509Certificate(s.chainDer.subarray(0, readLen(s.chainDer))).serialNumber;
+}
+
+/** Length of the first DER element (the leaf) of concatenated DER. */
+function readLen(der: Buffer): number {
+  const b1 = der[1] as number;
+  if (b1 < 0x80) return 2 + b1;
+  const n = b1 & 0x7f;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + (der[2 + i] as number);
+  return 2 + n + len;
+}
+
+function nextUpdate(
+  m: IdentityManager,
+  pred: (s: IdentitySnapshot) => boolean,
+  ms = 3000,
+): Promise<IdentitySnapshot> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.close();
+      reject(new Error('no matching update in time'));
+    }, ms);
+    const sub = m.subscribe([UID, GID], (s) => {
+      if (pred(s)) {
+        clearTimeout(timer);
+        sub.close();
+        resolve(s);
+      }
+    });
+    if (pred(sub.current())) {
+      clearTimeout(timer);
+      sub.close();
+      resolve(sub.current());
+    }
+  });
+}
+
+describe('IdentityManager', () => {
+  beforeEach(async () => {
+    const server = new FakeAgentServer();
+    server.tokens.add('tok-1');
+    await server.start();
+    const dir = mkdtempSync(join(tmpdir(), 'agent-mgr-'));
+    const bundlePath = join(dir, 'bundle.pem');
+    writeFileSync(bundlePath, server.bundlePem());
+    ctx = { server, dir, bundlePath, managers: [], t: Date.now() };
+    server.now = () => new Date(ctx.t);
+    server.setEntries([
+      { id: 'e1', spiffeId: 'spiffe://example.org/web', selectors: [UID] },
+      {
+        id: 'e2',
+        spiffeId: 'spiffe://example.org/db',
+        selectors: [UID, { type: 'unix', value: 'gid:2000' }],
+      },
+    ]);
+  });
+  afterEach(async () => {
+    for (const m of ctx.managers) await m.stop();
+    ctx.server.stop();
+    rmSync(ctx.dir, { recursive: true, force: true });
+  });
+  after(() => {});
+
+  it('attests with a join token, stores its state 0600 in a 0700 directory, and serves matching SVIDs', async () => {
+    const m = manager();
+    await m.start();
+    assert.equal(ctx.server.calls.attest, 1);
+    assert.equal(m.agentSvid?.id.toString(), 'spiffe://example.org/spire/agent/join_token/tok-1');
+    assert.ok(m.ready());
+    const data = join(ctx.dir, 'data');
+    assert.equal(statSync(data).mode & 0o777, 0o700);
+    await new Promise((r) => setTimeout(r, 250)); // debounced cache write
+    for (const f of [AGENT_STATE_FILE, SVID_CACHE_FILE])
+      assert.equal(statSync(join(data, f)).mode & 0o777, 0o600);
+    assert.doesNotMatch(readFileSync(join(data, AGENT_STATE_FILE), 'utf8'), /tok-1"/);
+
+    // Subset semantics: e1 needs {uid}, e2 needs {uid, gid:2000}; the workload has {uid, gid:1000}.
+    const sub = m.subscribe([UID, GID], () => {});
+    const snap = sub.current();
+    assert.deepEqual(
+      snap.svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/web'],
+    );
+    const svid = snap.svids[0];
+    assert.ok(svid);
+    const chain = [new X509Certificate(svid.chainDer.subarray(0, readLen(svid.chainDer)))];
+    assert.equal(
+      verifyX509SvidSync(chain, snap.bundle, { now: new Date(ctx.t) }).id.toString(),
+      svid.spiffeId,
+    );
+    sub.close();
+    assert.deepEqual(m.subscribe([{ type: 'unix', value: 'uid:0' }], () => {}).current().svids, []);
+  });
+
+  it('restarts from its stored state without attesting again', async () => {
+    const m1 = manager();
+    await m1.start();
+    const first = serial(m1.subscribe([UID], () => {}).current());
+    await m1.stop();
+    const m2 = manager({}, 'unused-token');
+    await m2.start();
+    assert.equal(ctx.server.calls.attest, 1);
+    assert.equal(serial(m2.subscribe([UID], () => {}).current()), first);
+  });
+
+  it('serves its persisted SVIDs after a restart while the server is down', async () => {
+    const m1 = manager();
+    await m1.start();
+    const first = serial(m1.subscribe([UID], () => {}).current());
+    await m1.stop();
+    ctx.server.stop();
+    const m2 = manager();
+    await m2.start();
+    assert.ok(m2.ready());
+    assert.equal(serial(m2.subscribe([UID], () => {}).current()), first);
+  });
+
+  it('rotates an X509-SVID at half-life and pushes it to open subscriptions', async () => {
+    const m = manager();
+    await m.start();
+    const seen: string[] = [];
+    const sub = m.subscribe([UID], (s) => seen.push(serial(s)));
+    const before = serial(sub.current());
+    ctx.t += 20 * 60_000;
+    await m.tick();
+    assert.deepEqual(seen, []);
+    ctx.t += 11 * 60_000; // past half of the 1h TTL
+    await m.tick();
+    assert.equal(seen.length, 1);
+    assert.notEqual(seen[0], before);
+    assert.equal(serial(sub.current()), seen[0]);
+  });
+
+  it('delivers a newly created entry to a watching workload through the entry watch', async () => {
+    const m = manager();
+    await m.start();
+    const got = nextUpdate(m, (s) => s.svids.some((x) => x.spiffeId === 'spiffe://example.org/new'));
+    ctx.server.setEntries([
+      ...ctx.server.entries,
+      { id: 'e3', spiffeId: 'spiffe://example.org/new', selectors: [GID], createdAt: 10n },
+    ]);
+    const snap = await got;
+    assert.deepEqual(
+      snap.svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/web', 'spiffe://example.org/new'],
+    );
+  });
+
+  it('keeps at most x509_svid_cache_max_size SVIDs and issues others on subscription', async () => {
+    const m = manager({ x509SvidCacheMaxSize: 1 });
+    await m.start();
+    assert.equal(m.stats().x509Svids, 1);
+    const got = nextUpdate(m, (s) => s.svids.length === 1);
+    const sub = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], () => {});
+    await got;
+    await m.tick();
+    assert.equal(sub.current().svids.length, 2);
+    sub.close();
+  });
+
+  it('reuses a JWT-SVID until its half-life', async () => {
+    const m = manager();
+    await m.start();
+    const a = await m.fetchJwtSvids([UID], ['aud-b', 'aud-a']);
+    const b = await m.fetchJwtSvids([UID], ['aud-a', 'aud-b']);
+    assert.equal(ctx.server.calls.jwt, 1);
+    assert.equal(a[0]?.token, b[0]?.token);
+    ctx.t += 151_000;
+    const c = await m.fetchJwtSvids([UID], ['aud-a', 'aud-b']);
+    assert.equal(ctx.server.calls.jwt, 2);
+    assert.notEqual(c[0]?.token, a[0]?.token);
+    assert.deepEqual(await m.fetchJwtSvids([{ type: 'unix', value: 'uid:0' }], ['x']), []);
+  });
+
+  it('reissues SVIDs signed by an authority the server marks tainted', async () => {
+    const m = manager();
+    await m.start();
+    const sub = m.subscribe([UID], () => {});
+    const before = serial(sub.current());
+    const old = ctx.server.ca;
+    ctx.server.ca = (await import('@tessera/testing')).TestCa.create({ trustDomain: 'example.org' });
+    ctx.server.extraAuthorities.push({ cert: old.certificate, tainted: true });
+    // The agent still connects: the server SVID was issued by the old root, which stays in the bundle.
+    await m.syncNow();
+    assert.notEqual(serial(sub.current()), before);
+    const leaf = sub.current().svids[0];
+    assert.ok(leaf);
+  });
+
+  it('stops, deletes its state and reports when the server bans it', async () => {
+    let fatal: Error | undefined;
+    const m = manager({ onFatal: (e) => (fatal = e) });
+    await m.start();
+    const sub = m.subscribe([UID], () => {});
+    assert.equal(sub.current().svids.length, 1);
+    const id = m.agentSvid?.id.toString() as string;
+    (ctx.server.agents.get(id) as { banned: boolean }).banned = true;
+    await m.syncNow();
+    assert.ok(fatal);
+    assert.equal((fatal as { code?: string }).code, 'ERR_NODE_ATTESTATION_FAILED');
+    assert.match(fatal.message, /banned/);
+    assert.equal(sub.current().svids.length, 0);
+    assert.equal(m.ready(), false);
+    assert.throws(() => statSync(join(ctx.dir, 'data', AGENT_STATE_FILE)), { code: 'ENOENT' });
+  });
+
+  it('stops when evicted, since a join token cannot attest again', async () => {
+    let fatal: Error | undefined;
+    const m = manager({ onFatal: (e) => (fatal = e) });
+    await m.start();
+    ctx.server.agents.clear();
+    await m.syncNow();
+    assert.ok(fatal);
+    assert.match(fatal.message, /evicted.*join_token.*new join token/);
+  });
+
+  it('refuses to start when the server rejects the join token', async () => {
+    const m = manager({}, 'wrong');
+    await assert.rejects(m.start(), {
+      code: 'ERR_NODE_ATTESTATION_FAILED',
+      message: /node attestation failed: failed to attest: join token does not exist/,
+    });
+  });
+
+  it('does not trust a server whose certificate does not chain to the bootstrap bundle', async () => {
+    const other = new FakeAgentServer();
+    writeFileSync(ctx.bundlePath, other.bundlePem());
+    const m = manager();
+    const ac = new AbortController();
+    const p = m.start(ac.signal);
+    setTimeout(() => ac.abort(), 300);
+    await assert.rejects(p, { code: 'ERR_NODE_ATTESTATION_FAILED' });
+    assert.equal(ctx.server.calls.attest, 0);
+  });
+
+  it('trusts the first server with insecure_bootstrap and pins its bundle', async () => {
+    const m = manager({ trustBootstrap: { type: 'insecure' } });
+    await m.start();
+    assert.equal(ctx.server.calls.attest, 1);
+    assert.ok(
+      m
+        .bundles()
+        .own.x509Authorities()
+        .some((c) => c.raw.equals(ctx.server.ca.rootDer())),
+    );
+    assert.equal(m.subscribe([UID], () => {}).current().svids.length, 1);
+  });
+});
