@@ -1,4 +1,5 @@
 import type { Suite } from '../harness.js';
+import { agentSync10k, agentWorkload } from './agent.js';
 import { jwtSvidValidate, spiffeIdParse, x509SvidVerify } from './library.js';
 import { serverJwtMint, serverScale100k, serverSync1k, serverX509Issuance } from './server.js';
 
@@ -11,4 +12,6 @@ export const suites: Suite[] = [
   serverJwtMint,
   serverSync1k,
   serverScale100k,
+  agentWorkload,
+  agentSync10k,
 ];

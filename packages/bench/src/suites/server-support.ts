@@ -81,6 +81,8 @@ export interface Child {
   readonly readyMs: number;
   /** Collected stderr (for failure messages). */
   stderr(): string;
+  /** Calls `fn` with every later stdout line; returns the unsubscribe function. */
+  onLine(fn: (line: string) => void): () => void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -119,6 +121,11 @@ export function spawnNode(
     await exited;
     clearTimeout(t);
   };
+  const listeners = new Set<(line: string) => void>();
+  const onLine = (fn: (line: string) => void) => {
+    listeners.add(fn);
+    return () => listeners.delete(fn);
+  };
   return new Promise((resolve, reject) => {
     let buf = '';
     let done = false;
@@ -130,19 +137,18 @@ export function spawnNode(
     }, opts.timeoutMs ?? 30_000);
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => {
-      if (done) return;
       buf += d;
       let nl = buf.indexOf('\n');
       while (nl >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (ready(line)) {
+        if (done) {
+          for (const fn of listeners) fn(line);
+        } else if (ready(line)) {
           done = true;
           clearTimeout(timer);
           const readyMs = performance.now() - t0;
-          child.stdout?.resume();
-          resolve({ process: child, pid: child.pid as number, readyMs, stderr: () => err, stop });
-          return;
+          resolve({ process: child, pid: child.pid as number, readyMs, stderr: () => err, stop, onLine });
         }
         nl = buf.indexOf('\n');
       }

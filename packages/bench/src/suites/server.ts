@@ -3,6 +3,7 @@
  * agent API (mTLS on loopback) and admin socket; every figure sits beside a floor measured in the same run.
  */
 import { verify as cryptoVerify, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
@@ -342,6 +343,7 @@ export const serverScale100k: Suite = {
     const N = 100_000;
     const dir = makeTempDir('scale');
     try {
+      mkdirSync(join(dir, 'data'), { mode: 0o700 });
       const dbFile = join(dir, 'data', 'datastore.sqlite3');
       const ds = await openDatastore(`sqlite:${dbFile}`);
       try {
