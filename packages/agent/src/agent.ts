@@ -8,7 +8,7 @@
  */
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type HealthServer, startHealthServer } from '@tessera/common/health';
 import { createLogger, type TesseraLogger } from '@tessera/common/log';
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '@tessera/common/metrics';
@@ -27,6 +27,7 @@ import { type AgentConfig, redactAgentConfig } from './config/index.js';
 import { createWorkloadEndpoints, type WorkloadEndpoints } from './endpoints/index.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
+import { createSvidStores, SvidStoreService } from './svidstore/index.js';
 
 /** Options of {@link startAgent}. */
 export interface StartAgentOptions {
@@ -46,6 +47,8 @@ export interface RunningAgent {
   readonly health: HealthServer | undefined;
   /** The TCP metrics listener, when `metrics` is configured. */
   readonly metricsServer: HealthServer | undefined;
+  /** The SVIDStore service, when `svid_stores` configures at least one store. */
+  readonly svidStore: SvidStoreService | undefined;
   /** Stops serving (open streams get `graceMs` to finish) and flushes state. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -176,6 +179,18 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     throw early;
   }
 
+  const stores = createSvidStores(config.svidStores, config.trustDomain.name);
+  const svidStore =
+    stores.length === 0
+      ? undefined
+      : new SvidStoreService({
+          source: manager,
+          stores,
+          statePath: join(resolve(config.dataDir), 'svidstore-state.json'),
+          logger: log.child({ subsystem: 'svidstore' }),
+        });
+  await svidStore?.start();
+
   const plugins: WorkloadAttestorPlugin[] = [
     createUnixAttestor({
       discoverWorkloadPath: config.workloadAttestors.unix.discoverWorkloadPath,
@@ -230,11 +245,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       await unlink(config.adminSocketPath).catch(() => {});
       await health?.close();
       await metricsServer?.close();
+      await svidStore?.stop();
       await manager.stop();
       log.info({}, 'Agent stopped');
     })();
     return stopping;
   };
   stopRef = stop;
-  return { manager, endpoints: eps, health, metricsServer, stop };
+  return { manager, endpoints: eps, health, metricsServer, svidStore, stop };
 }

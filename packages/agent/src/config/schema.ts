@@ -144,6 +144,47 @@ export const agentConfigSchema = object({
     .describe('Claims kept when validating JWT-SVIDs of foreign trust domains'),
   x509SvidCacheMaxSize: integer({ min: 1 }).default(1000).describe('Most X509-SVIDs kept in the LRU cache'),
   jwtSvidCacheMaxSize: integer({ min: 1 }).default(1000).describe('Most JWT-SVIDs kept in the cache'),
+  svidStores: object({
+    disk: object({
+      directory: path().describe(
+        'Directory of the stored SVID files (created 0700; files 0600, named by disk:name:<file>)',
+      ),
+    })
+      .optional('(disabled)')
+      .describe('Store SVIDs as JSON files in a local directory'),
+    awsSecretsmanager: object({
+      region: string({
+        pattern: { regex: /^[a-z0-9-]+$/, description: 'an AWS region such as us-east-1' },
+      }).describe('AWS region of the secrets'),
+      endpoint: url({ schemes: ['https'] })
+        .optional("(the SDK's regional endpoint)")
+        .describe('Secrets Manager endpoint override (VPC endpoints, tests)'),
+      caFile: path()
+        .optional('(system roots)')
+        .describe('PEM CA certificates trusted for the endpoint instead of the system roots'),
+    })
+      .optional('(disabled)')
+      .describe("Store SVIDs in AWS Secrets Manager (credentials from the AWS SDK's default provider chain)"),
+    gcpSecretmanager: object({
+      projectId: string({
+        pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9.:-]{0,99}$/, description: 'a Google Cloud project ID' },
+      })
+        .optional('(from the gcp_secretmanager:projectid selector)')
+        .describe('Project of secrets whose entries have no gcp_secretmanager:projectid selector'),
+      endpoint: string({ pattern: { regex: /^[^\s/]+:\d{1,5}$/, description: 'host:port' } })
+        .optional('(secretmanager.googleapis.com:443)')
+        .describe('Secret Manager gRPC endpoint override, host:port (emulators, tests)'),
+      caFile: path()
+        .optional('(system roots with Application Default Credentials)')
+        .describe(
+          'PEM CA certificates trusted for the endpoint; when set, no Google credentials are sent (emulators, tests)',
+        ),
+    })
+      .optional('(disabled)')
+      .describe('Store SVIDs in Google Cloud Secret Manager (Application Default Credentials)'),
+  })
+    .defaultRaw({}, '(no stores)')
+    .describe('SVIDStore plugins: where the SVIDs of entries created with store_svid are pushed'),
   availabilityTarget: duration({ min: '24h' })
     .optional('(rotate at half-life)')
     .describe('Minimum time an X509-SVID must stay valid after rotation (at least 24h), as in SPIRE'),

@@ -25,6 +25,7 @@ import {
   type ServerTrust,
 } from '../client/client.js';
 import type { TrustBootstrap } from '../config/load.js';
+import type { StoreSvidEntry, StoreSvidSource, StoreSvidState } from '../svidstore/service.js';
 import type {
   IdentitySnapshot,
   IdentitySubscription,
@@ -104,6 +105,8 @@ interface CachedEntry {
   readonly revision: bigint;
   readonly x509SvidTtl: number;
   readonly jwtSvidTtl: number;
+  /** Pushed to an SVID store by the SVIDStore service; never matched for workloads. */
+  readonly storeSvid: boolean;
 }
 
 interface CachedSvid {
@@ -208,7 +211,7 @@ async function defaultFetch(url: URL): Promise<string> {
  * const sub = manager.subscribe([{ type: 'unix', value: 'uid:1000' }], (snap) => send(snap));
  * ```
  */
-export class IdentityManager implements WorkloadIdentityProvider {
+export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSource {
   readonly #cfg: IdentityManagerConfig;
   readonly #td: TrustDomain;
   readonly #log: ManagerLogger;
@@ -229,6 +232,8 @@ export class IdentityManager implements WorkloadIdentityProvider {
   #federated = new Map<string, SpiffeBundle>();
   #entries = new Map<string, CachedEntry>();
   #bySelector = new Map<string, string[]>();
+  #storeEntryIds: ReadonlySet<string> = new Set();
+  readonly #storeListeners = new Set<() => void>();
   #svids = new Map<string, CachedSvid>();
   #groups = new Map<string, Group>();
   #jwt = new Map<string, CachedJwt>();
@@ -864,6 +869,7 @@ export class IdentityManager implements WorkloadIdentityProvider {
         prev !== undefined &&
         prev.revision === e.revisionNumber &&
         prev.spiffeId === spiffeId &&
+        prev.storeSvid === e.storeSvid &&
         e.revisionNumber !== 0n
       ) {
         this.#entries.set(e.id, prev);
@@ -881,6 +887,7 @@ export class IdentityManager implements WorkloadIdentityProvider {
         revision: e.revisionNumber,
         x509SvidTtl: e.x509SvidTtl,
         jwtSvidTtl: e.jwtSvidTtl,
+        storeSvid: e.storeSvid,
       });
     }
     for (const id of previous.keys()) if (!this.#entries.has(id)) changed = true;
@@ -906,7 +913,13 @@ export class IdentityManager implements WorkloadIdentityProvider {
 
   #reindex(): void {
     const idx = new Map<string, string[]>();
+    const store = new Set<string>();
     for (const e of this.#entries.values()) {
+      if (e.storeSvid) {
+        // Store-SVID entries go to SVID stores only: never matched for the Workload API or SDS.
+        store.add(e.id);
+        continue;
+      }
       // Index each entry under its first selector only: a workload must hold all of them anyway.
       const k = e.selectorKeys[0];
       if (k === undefined) continue;
@@ -915,6 +928,7 @@ export class IdentityManager implements WorkloadIdentityProvider {
       else list.push(e.id);
     }
     this.#bySelector = idx;
+    this.#storeEntryIds = store;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -1023,7 +1037,8 @@ export class IdentityManager implements WorkloadIdentityProvider {
   }
 
   #subscribedEntryIds(): Set<string> {
-    const ids = new Set<string>();
+    // Store-SVID entries count as subscribed: always issued, rotated, and never evicted.
+    const ids = new Set<string>(this.#storeEntryIds);
     for (const g of this.#groups.values()) for (const id of g.entryIds) ids.add(id);
     return ids;
   }
@@ -1172,6 +1187,13 @@ export class IdentityManager implements WorkloadIdentityProvider {
         }
       }
     }
+    for (const l of this.#storeListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.#log.error({ err }, 'SVID store listener failed');
+      }
+    }
   }
 
   subscribe(
@@ -1274,6 +1296,72 @@ export class IdentityManager implements WorkloadIdentityProvider {
     for (const [k, j] of this.#jwt) if (j.expiresAtMs <= nowMs) this.#jwt.delete(k);
   }
 
+  // ------------------------------------------------------------------------------------------------------------
+  // Store-SVID entries (StoreSvidSource, consumed by the SVIDStore service)
+
+  /** Store-SVID entries with their current (non-stale, unexpired) SVIDs, and the bundles. */
+  storeSvidState(): StoreSvidState {
+    const nowMs = this.#now().getTime();
+    const entries: StoreSvidEntry[] = [];
+    for (const id of this.#storeEntryIds) {
+      const e = this.#entries.get(id);
+      if (e === undefined) continue;
+      const s = this.#svids.get(id);
+      const usable = s !== undefined && !s.stale && s.notAfterMs > nowMs;
+      entries.push({
+        id: e.id,
+        spiffeId: e.spiffeId,
+        selectors: e.selectors,
+        federatesWith: e.federatesWith,
+        svid: usable
+          ? { chainDer: s.chainDers, keyDer: s.keyDer, expiresAt: new Date(s.notAfterMs) }
+          : undefined,
+      });
+    }
+    // After a ban or eviction nothing is reported as synced, so the stores are left as they are.
+    return {
+      synced: this.#synced && this.#fatalError === undefined,
+      entries,
+      bundle: this.#bundle,
+      federated: this.#federated,
+    };
+  }
+
+  /** Calls `listener` after every change of entries, SVIDs or bundles. */
+  onStoreSvidChange(listener: () => void): () => void {
+    this.#storeListeners.add(listener);
+    return () => this.#storeListeners.delete(listener);
+  }
+
+  /**
+   * Mints a JWT-SVID for a store-SVID entry.
+   *
+   * @throws {SpiffeError} ERR_SVIDSTORE_INVALID when `entryId` is not a store-SVID entry of this agent
+   */
+  async mintStoreJwtSvid(
+    entryId: string,
+    audience: readonly string[],
+  ): Promise<{ readonly token: string; readonly issuedAt: Date; readonly expiresAt: Date }> {
+    if (!this.#storeEntryIds.has(entryId)) {
+      throw new SpiffeError('ERR_SVIDSTORE_INVALID', `agent: "${entryId}" is not a store-SVID entry`);
+    }
+    const client = this.#client;
+    if (client === undefined)
+      throw new SpiffeError('ERR_WORKLOADAPI_UNAVAILABLE', 'agent: not connected to the server');
+    try {
+      const j = await client.newJwtSvid(entryId, audience);
+      return {
+        token: j.token,
+        issuedAt: new Date(Number(j.issuedAt) * 1000),
+        expiresAt: new Date(Number(j.expiresAt) * 1000),
+      };
+    } catch (err) {
+      const kind = classifyServerError(err);
+      if (kind === 'banned' || kind === 'not_attested') void this.#onServerError('jwt-svid', err);
+      throw err;
+    }
+  }
+
   bundles(): { readonly own: SpiffeBundle; readonly federated: ReadonlyMap<string, SpiffeBundle> } {
     return { own: this.#requireBundle(), federated: this.#federated };
   }
@@ -1305,6 +1393,7 @@ function entryToStored(e: CachedEntry): StoredEntry {
     revision: e.revision.toString(),
     x509SvidTtl: e.x509SvidTtl,
     jwtSvidTtl: e.jwtSvidTtl,
+    storeSvid: e.storeSvid,
   };
 }
 
@@ -1321,5 +1410,6 @@ function storedToEntry(e: StoredEntry): CachedEntry {
     revision: BigInt(e.revision),
     x509SvidTtl: e.x509SvidTtl || DEFAULT_TTL_S,
     jwtSvidTtl: e.jwtSvidTtl,
+    storeSvid: e.storeSvid === true,
   };
 }

@@ -38,6 +38,8 @@ export interface StoredEntry {
   readonly revision: string;
   readonly x509SvidTtl: number;
   readonly jwtSvidTtl: number;
+  /** The entry's SVID is pushed to an SVID store and never served to workloads (absent: false). */
+  readonly storeSvid?: boolean;
 }
 
 /** One persisted workload X509-SVID. */
@@ -108,6 +110,10 @@ const arr = (v: unknown, what: string): unknown[] => {
 const obj = (v: unknown, what: string): Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} is not an object`);
   return v as Record<string, unknown>;
+};
+const bool = (v: unknown, what: string): boolean => {
+  if (typeof v !== 'boolean') throw new Error(`${what} is not a boolean`);
+  return v;
 };
 const num = (v: unknown, what: string): number => {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${what} is not a number`);
@@ -209,6 +215,7 @@ export class AgentStorage {
           revision: str(x.revision, 'revision'),
           x509SvidTtl: num(x.x509SvidTtl, 'x509SvidTtl'),
           jwtSvidTtl: num(x.jwtSvidTtl, 'jwtSvidTtl'),
+          ...(x.storeSvid === undefined ? {} : { storeSvid: bool(x.storeSvid, 'storeSvid') }),
         };
       }),
       svids: arr(o.svids, 'svids').map((s, i) => {
