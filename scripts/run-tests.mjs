@@ -28,5 +28,12 @@ if (selected.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...selected], { stdio: 'inherit' });
+// --test-timeout bounds any single test; --test-force-exit ends a file's process once its tests are done even if
+// something left a handle open, so one leaked socket cannot hang the whole run.
+const timeout = process.env.TESSERA_TEST_TIMEOUT_MS ?? '300000';
+const r = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', `--test-timeout=${timeout}`, '--test-force-exit', ...selected],
+  { stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);
