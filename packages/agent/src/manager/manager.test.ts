@@ -180,6 +180,25 @@ describe('IdentityManager', () => {
     assert.equal(serial(sub.current()), seen[0]);
   });
 
+  it('counts half-life from issuance, not from a backdated notBefore (short TTLs do not rotate every tick)', async () => {
+    // As the real server: notBefore 10 s in the past, 10 s TTL; half-life is ~5 s after issuance, not "now".
+    ctx.server.x509TtlMs = 10_000;
+    ctx.server.x509BackdateMs = 10_000;
+    const m = manager();
+    await m.start();
+    const seen: string[] = [];
+    const sub = m.subscribe([UID], (s) => seen.push(serial(s)));
+    ctx.t += 1000;
+    await m.tick();
+    ctx.t += 3000;
+    await m.tick();
+    assert.deepEqual(seen, [], 'no rotation before half of the remaining lifetime');
+    ctx.t += 1500;
+    await m.tick();
+    assert.equal(seen.length, 1, 'rotated once past half of the remaining lifetime');
+    sub.close();
+  });
+
   it('delivers a newly created entry to a watching workload through the entry watch', async () => {
     const m = manager();
     await m.start();

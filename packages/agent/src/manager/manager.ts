@@ -940,6 +940,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     chainDers: readonly Buffer[],
     keyDer: Buffer,
     nowMs: number,
+    issuedAtMs?: number,
   ): CachedSvid {
     const chain = chainDers.map((d) => new X509Certificate(d));
     const leaf = chain[0];
@@ -961,12 +962,17 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     }
     const notBeforeMs = parseTime(leaf.validFrom);
     const notAfterMs = parseTime(leaf.validTo);
-    const ttl = notAfterMs - notBeforeMs;
+    // Half-life counts from issuance, not from notBefore: servers backdate notBefore (clock skew tolerance,
+    // 10 s as in SPIRE), which for short TTLs would put the "half-life" in the past and rotate on every tick.
+    // SVIDs loaded from disk (issuedAtMs undefined) keep notBefore: they rotate no later than before.
+    const startMs =
+      issuedAtMs === undefined ? notBeforeMs : Math.min(Math.max(notBeforeMs, issuedAtMs), notAfterMs);
+    const ttl = notAfterMs - startMs;
     const target = this.#cfg.availabilityTargetMs;
     const rotateAtMs =
       target !== undefined && ttl > target
         ? notAfterMs - target
-        : notBeforeMs + ttl * (0.5 - 0.1 * this.#random());
+        : startMs + ttl * (0.5 - 0.1 * this.#random());
     const chainDer = Buffer.concat(chainDers);
     return {
       entryId: entry.id,
@@ -1116,6 +1122,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
           entry.revision,
           r.svid.certChain,
           pkcs8Der(keys[i] as KeyObject),
+          nowMs,
           nowMs,
         );
         this.#svids.delete(entry.id);

@@ -60,6 +60,8 @@ export class FakeAgentServer {
   /** Clock used for issued SVIDs. */
   now: () => Date = () => new Date();
   x509TtlMs = 3600_000;
+  /** How far workload X509-SVIDs' notBefore is set in the past (the real server backdates 10 s). */
+  x509BackdateMs = 0;
   agentTtlMs = 3600_000;
   jwtTtlS = 300;
   readonly calls = { attest: 0, renew: 0, entries: 0, batch: 0, batchCsrs: 0, jwt: 0, bundle: 0 };
@@ -137,14 +139,14 @@ export class FakeAgentServer {
     for (const w of this.#watchers) w.write({ revision: this.#revision });
   }
 
-  #issue(spiffeId: string, csr: Buffer, ttlMs: number): X509SVID {
+  #issue(spiffeId: string, csr: Buffer, ttlMs: number, backdateMs = 0): X509SVID {
     const now = this.now();
     const { publicKey } = parseCsr(csr);
     const issued = this.ca.issueX509Svid({
       publicKey,
       spiffeId,
       now,
-      notBefore: now,
+      notBefore: new Date(now.getTime() - backdateMs),
       notAfter: new Date(now.getTime() + ttlMs),
     });
     return {
@@ -294,7 +296,7 @@ export class FakeAgentServer {
                 return { status: { code: status.NOT_FOUND, message: 'entry not found' }, svid: undefined };
               return {
                 status: { code: 0, message: 'OK' },
-                svid: this.#issue(e.spiffeId, p.csr, this.x509TtlMs),
+                svid: this.#issue(e.spiffeId, p.csr, this.x509TtlMs, this.x509BackdateMs),
               };
             }),
           };
