@@ -59,6 +59,8 @@ export interface StartServerOptions {
   readonly bindPort?: number;
   /** Overrides of the bundle endpoint port (tests use 0). */
   readonly bundleEndpointPort?: number;
+  /** Deadline of one AttestAgent exchange in milliseconds (default 30 s; tests shorten it). */
+  readonly attestationTimeoutMs?: number;
 }
 
 /** A running server. */
@@ -191,9 +193,13 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       defaultX509SvidTtl: config.defaultX509SvidTtl.seconds,
       defaultJwtSvidTtl: config.defaultJwtSvidTtl.seconds,
       signingLimiter: new RateLimiter({ perSecond: config.rateLimit.signing }),
+      ...(opts.attestationTimeoutMs === undefined ? {} : { attestationTimeoutMs: opts.attestationTimeoutMs }),
       log: apiLog,
     };
     const grpcServer = new GrpcServer({
+      // Resource limits: request size (the agent's largest batch of CSRs fits well) and streams per connection.
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      'grpc.max_concurrent_streams': 1024,
       interceptors: [
         createAuthInterceptor({
           authenticator,

@@ -29,6 +29,8 @@ export interface ApiContext {
   readonly defaultJwtSvidTtl: number;
   /** SVIDs signed per second per caller. */
   readonly signingLimiter: RateLimiter;
+  /** Deadline of one AttestAgent exchange in milliseconds (default 30 s). */
+  readonly attestationTimeoutMs?: number;
   readonly log: ApiLogger & { info(fields: object, msg: string): void };
 }
 

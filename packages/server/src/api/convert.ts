@@ -61,6 +61,16 @@ export function parseLocalId(field: string, id: SPIFFEID | undefined, td: TrustD
   return parsed;
 }
 
+/**
+ * Refuses a workload SPIFFE ID that is empty or in the reserved `/spire` namespace (the server's and agents' own
+ * IDs): no entry, alias or minted SVID may carry them, so no workload can impersonate the server or an agent.
+ */
+export function checkWorkloadId(field: string, id: SpiffeId): void {
+  if (id.path === '' || id.path === '/spire' || id.path.startsWith('/spire/')) {
+    throw invalidArgument(field, `"${id.toString()}" is in the reserved "/spire" namespace`);
+  }
+}
+
 /** A SPIFFE ID string as a message. */
 export function idToApi(id: string): SPIFFEID {
   const s = SpiffeId.fromString(id);
@@ -127,9 +137,7 @@ function checkTtl(field: string, ttl: number): number {
 export function parseEntry(e: ApiEntry, td: TrustDomain): NewRegistrationEntry {
   const parentId = parseLocalId('parent_id', e.parentId, td);
   const spiffeId = parseLocalId('spiffe_id', e.spiffeId, td);
-  if (spiffeId.path === '' || spiffeId.path === '/spire' || spiffeId.path.startsWith('/spire/')) {
-    throw invalidArgument('spiffe_id', `"${spiffeId.toString()}" is in the reserved "/spire" namespace`);
-  }
+  checkWorkloadId('spiffe_id', spiffeId);
   if (e.id !== '' && !ENTRY_ID.test(e.id)) {
     throw invalidArgument('id', 'must be 1 to 255 printable ASCII characters without spaces');
   }

@@ -8,12 +8,13 @@
  * @module
  */
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { type Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import { ConfigError } from '@tessera/spiffe/errors';
 import type { ConnectionRegistry } from '../api/middleware/auth.js';
 import type { CaManager } from '../ca/ca-manager.js';
 
@@ -51,9 +52,29 @@ export interface Endpoints {
   close(): Promise<void>;
 }
 
-async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await chmod(dirname(path), 0o700);
+/**
+ * Prepares the admin socket's directory and removes a stale socket. A directory the server creates is 0700. An
+ * existing one keeps its mode (the server never chmods a directory it did not create, such as `/run`), but a
+ * directory others may write to (`/tmp`) is refused: another user could put their own socket in its place.
+ *
+ * @throws {ConfigError} ERR_CONFIG_INVALID when the directory is shared or is not a directory.
+ */
+export async function prepareSocketPath(path: string): Promise<void> {
+  const dir = dirname(path);
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (created !== undefined) await chmod(dir, 0o700);
+  else {
+    const st = await stat(dir);
+    if (!st.isDirectory()) {
+      throw new ConfigError('ERR_CONFIG_INVALID', `endpoints: socket directory "${dir}" is not a directory`);
+    }
+    if ((st.mode & 0o022) !== 0) {
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        `endpoints: socket directory "${dir}" is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); use a dedicated directory`,
+      );
+    }
+  }
   try {
     const st = await lstat(path);
     if (!st.isSocket()) throw new Error(`endpoints: "${path}" exists and is not a socket`);
@@ -87,6 +108,8 @@ function peerChainOf(socket: TLSSocket): X509Certificate[] {
 export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints> {
   const { grpcServer, registry, ca, logger } = config;
   const now = config.now ?? (() => new Date());
+  // First, so a refused socket directory leaves nothing listening.
+  await prepareSocketPath(config.socketPath);
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
   const sockets = new Set<Socket>();
   const track = (s: Socket) => {
@@ -155,7 +178,6 @@ export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints
   });
   const tcpPort = (tlsServer.address() as { port: number }).port;
 
-  await prepareSocketPath(config.socketPath);
   const unixServer: NetServer = createNetServer((socket) => {
     registry.register(socket, { transport: 'unix', address: 'local', peerChain: [] });
     track(socket);

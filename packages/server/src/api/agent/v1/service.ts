@@ -25,9 +25,21 @@ import type { AttestedNode, MatchMode, Selector } from '../../../datastore/types
 import { MAX_PAGE_SIZE } from '../../../datastore/validate.js';
 import { joinTokenAgentId } from '../../../plugin/nodeattestor/join-token/join-token.js';
 import { type ApiContext, agentOf, callerOf, takeSigning, unary } from '../../context.js';
-import { agentToApi, errorMessage, idToApi, mapError, parseLocalId, parseSelectors } from '../../convert.js';
+import {
+  agentToApi,
+  checkWorkloadId,
+  errorMessage,
+  idToApi,
+  mapError,
+  parseLocalId,
+  parseSelectors,
+} from '../../convert.js';
 
 const MAX_JOIN_TOKEN_TTL = 10 * 365 * 86_400;
+/** Default time an AttestAgent stream may take from its start to the result (a hung peer holds nothing longer). */
+export const DEFAULT_ATTESTATION_TIMEOUT_MS = 30_000;
+/** Messages an attestation stream may have waiting to be read; more is a protocol violation. */
+const MAX_PENDING_ATTEST_MESSAGES = 4;
 
 function parseNodeFilter(
   f: CountAgentsRequest_Filter | undefined,
@@ -96,11 +108,15 @@ export function createAgentService(ctx: ApiContext): AgentServer {
     const messages: AttestAgentRequest[] = [];
     let waiter: ((m: AttestAgentRequest | undefined) => void) | undefined;
     let ended = false;
+    let overflow = false;
     call.on('data', (m: AttestAgentRequest) => {
       if (waiter) {
         const w = waiter;
         waiter = undefined;
         w(m);
+      } else if (messages.length >= MAX_PENDING_ATTEST_MESSAGES) {
+        // Bounded: a peer streaming messages nobody asked for gets an error at the next read.
+        overflow = true;
       } else messages.push(m);
     });
     const onEnd = () => {
@@ -109,15 +125,40 @@ export function createAgentService(ctx: ApiContext): AgentServer {
     };
     call.on('end', onEnd);
     call.on('cancelled', onEnd);
+    // The whole exchange has a deadline: a peer that never sends its params or its challenge response is cut off.
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new GrpcStatusError(status.DEADLINE_EXCEEDED, 'attestation timed out')),
+        ctx.attestationTimeoutMs ?? DEFAULT_ATTESTATION_TIMEOUT_MS,
+      );
+    });
+    expired.catch(() => {});
     const next = (): Promise<AttestAgentRequest | undefined> => {
+      if (overflow) return Promise.reject(invalidArgument('challenge_response', 'too many messages'));
       const m = messages.shift();
       if (m !== undefined) return Promise.resolve(m);
       if (ended) return Promise.resolve(undefined);
-      return new Promise((resolve) => {
-        waiter = resolve;
-      });
+      return Promise.race([
+        new Promise<AttestAgentRequest | undefined>((resolve) => {
+          waiter = resolve;
+        }),
+        expired,
+      ]);
     };
+    try {
+      await attestWith(call, caller, next);
+    } finally {
+      clearTimeout(timer);
+      waiter = undefined;
+    }
+  };
 
+  const attestWith = async (
+    call: ServerDuplexStream<AttestAgentRequest, AttestAgentResponse>,
+    caller: ReturnType<typeof callerOf>,
+    next: () => Promise<AttestAgentRequest | undefined>,
+  ): Promise<void> => {
     const first = await next();
     if (first === undefined) throw invalidArgument('params', 'missing params');
     const params = first.params;
@@ -331,6 +372,7 @@ export function createAgentService(ctx: ApiContext): AgentServer {
       if (req.agentId !== undefined) {
         aliasId = parseLocalId('agent_id', req.agentId, ctx.trustDomain);
         if (aliasId.path === '') throw invalidArgument('agent_id', 'must have a path');
+        checkWorkloadId('agent_id', aliasId);
       }
       const expiresAt = new Date(ctx.now().getTime() + req.ttl * 1000);
       try {

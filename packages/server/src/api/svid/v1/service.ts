@@ -17,7 +17,15 @@ import { SpiffeId } from '@tessera/spiffe/spiffeid';
 import type { RegistrationEntry } from '../../../datastore/types.js';
 import { parseCsrField } from '../../agent/v1/service.js';
 import { type ApiContext, agentOf, callerOf, takeSigning, unary } from '../../context.js';
-import { errorMessage, idToApi, mapError, OK_STATUS, parseLocalId, statusOf } from '../../convert.js';
+import {
+  checkWorkloadId,
+  errorMessage,
+  idToApi,
+  mapError,
+  OK_STATUS,
+  parseLocalId,
+  statusOf,
+} from '../../convert.js';
 
 const MAX_BATCH = 10_000;
 
@@ -124,6 +132,7 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
         );
       }
       if (id.path === '') throw invalidArgument('csr', 'CSR URI SAN has no path');
+      checkWorkloadId('csr', id);
       takeSigning(ctx, caller.kind === 'admin' ? caller.id : caller.address, 1);
       try {
         const signed = ctx.ca.signX509Svid({
@@ -142,6 +151,7 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
       const caller = callerOf(ctx, call);
       const id = parseLocalId('id', req.id, ctx.trustDomain);
       if (id.path === '') throw invalidArgument('id', 'must have a path');
+      checkWorkloadId('id', id);
       const audience = checkAudience(req.audience);
       checkTtl('ttl', req.ttl);
       takeSigning(ctx, caller.kind === 'admin' ? caller.id : caller.address, 1);

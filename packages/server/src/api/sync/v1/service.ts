@@ -6,11 +6,12 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { ServerWritableStream } from '@grpc/grpc-js';
-import type {
-  SyncServer,
-  WatchAuthorizedEntriesRequest,
-  WatchAuthorizedEntriesResponse,
+import { type ServerWritableStream, status } from '@grpc/grpc-js';
+import {
+  GrpcStatusError,
+  type SyncServer,
+  type WatchAuthorizedEntriesRequest,
+  type WatchAuthorizedEntriesResponse,
 } from '@tessera/common/api';
 import { type ApiContext, agentOf } from '../../context.js';
 
@@ -27,8 +28,12 @@ export function authorizedDigest(ctx: ApiContext, agentId: string): string {
   return h.digest('hex');
 }
 
+/** Open watch streams one agent may hold at once (an agent needs one; a few allow reconnect overlap). */
+export const MAX_WATCHES_PER_AGENT = 8;
+
 /** Creates the Sync service implementation. */
 export function createSyncService(ctx: ApiContext): SyncServer {
+  const open = new Map<string, number>();
   return {
     watchAuthorizedEntries(
       call: ServerWritableStream<WatchAuthorizedEntriesRequest, WatchAuthorizedEntriesResponse>,
@@ -40,13 +45,30 @@ export function createSyncService(ctx: ApiContext): SyncServer {
         call.emit('error', err);
         return;
       }
+      const held = open.get(agentId) ?? 0;
+      if (held >= MAX_WATCHES_PER_AGENT) {
+        call.emit(
+          'error',
+          new GrpcStatusError(status.RESOURCE_EXHAUSTED, 'too many watch streams open for this agent'),
+        );
+        return;
+      }
+      open.set(agentId, held + 1);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const n = (open.get(agentId) ?? 1) - 1;
+        if (n <= 0) open.delete(agentId);
+        else open.set(agentId, n);
+      };
       let revision = 1n;
       let digest = authorizedDigest(ctx, agentId);
       call.write({ revision });
       const unsubscribe = ctx.index.onChange(() => {
         const node = ctx.index.node(agentId);
         if (node === undefined || node.banned) {
-          unsubscribe();
+          stop();
           call.emit(
             'error',
             Object.assign(new Error('agent is no longer attested'), {
@@ -62,7 +84,10 @@ export function createSyncService(ctx: ApiContext): SyncServer {
         revision += 1n;
         call.write({ revision });
       });
-      const stop = () => unsubscribe();
+      const stop = () => {
+        unsubscribe();
+        release();
+      };
       call.on('cancelled', stop);
       call.on('close', stop);
       call.on('error', stop);
