@@ -34,6 +34,20 @@ const JWT = '/SpiffeWorkloadAPI/FetchJWTSVID';
 const VALIDATE = '/SpiffeWorkloadAPI/ValidateJWTSVID';
 const EMPTY = Buffer.alloc(0);
 
+/** Waits until `value()` stayed the same for 300 ms (connections of earlier tests finished closing). */
+async function settle(value: () => number): Promise<void> {
+  let last = value();
+  let since = Date.now();
+  while (Date.now() - since < 300) {
+    await new Promise((r) => setTimeout(r, 20));
+    const v = value();
+    if (v !== last) {
+      last = v;
+      since = Date.now();
+    }
+  }
+}
+
 function jwtRequest(audience: string[], spiffeId = ''): Buffer {
   return W.fetchJwtsvid.requestSerialize({ audience, spiffeId });
 }
@@ -469,6 +483,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       // Warm up so lazily opened descriptors are in the baseline.
       await client.fetchX509Context();
       assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      await settle(() => h.endpoints.connectionCount);
       const baseline = fdCount();
       const baseConnections = h.endpoints.connectionCount;
       const grpcPath = createRequire(import.meta.url).resolve('@grpc/grpc-js');
@@ -478,25 +493,40 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         `const grpc = require(${JSON.stringify(grpcPath)});
 const md = new grpc.Metadata(); md.set('workload.spiffe.io', 'true');
 let got = 0;
+let failed = 0;
 for (let i = 0; i < 100; i++) {
   const c = new grpc.Client(${JSON.stringify(h.address)}, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
   const s = c.makeServerStreamRequest(${JSON.stringify(X509)}, (b) => b, (b) => b, Buffer.alloc(0), md);
   s.on('data', () => { if (++got === 100) process.stdout.write('ready\\n'); });
-  s.on('error', () => {});
+  s.on('error', (e) => { failed++; process.stderr.write('stream error ' + e.code + ' ' + e.details + '\\n'); });
 }
-setInterval(() => {}, 1000);
+// Never outlive the test process.
+setInterval(() => { if (process.ppid === 1) process.exit(1); }, 200);
 `,
       );
       const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          if (d.toString().includes('ready')) resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error('the 100 streams did not all open within 60 s')),
+            60_000,
+          );
+          child.stdout.on('data', (d: Buffer) => {
+            if (d.toString().includes('ready')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          child.once('exit', () => {
+            clearTimeout(timer);
+            reject(new Error('child exited early'));
+          });
         });
-        child.once('exit', () => reject(new Error('child exited early')));
-      });
-      assert.equal(h.endpoints.connectionCount, baseConnections + 100);
-      assert.equal(h.provider.openSubscriptions, 100);
-      child.kill('SIGKILL');
+        assert.equal(h.endpoints.connectionCount, baseConnections + 100);
+        assert.equal(h.provider.openSubscriptions, 100);
+      } finally {
+        child.kill('SIGKILL');
+      }
       assert.ok(
         await eventually(() => h.endpoints.connectionCount === baseConnections),
         'connections closed',
@@ -507,6 +537,7 @@ setInterval(() => {}, 1000);
 
     it('releases a client that connected and hung without sending a request once it goes', async () => {
       const { connect } = await import('node:net');
+      await settle(() => h.endpoints.connectionCount);
       const baseline = fdCount();
       const baseConnections = h.endpoints.connectionCount;
       const sockets = Array.from({ length: 20 }, () => connect(h.socketPath));
