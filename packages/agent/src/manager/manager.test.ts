@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
 import { createJoinTokenAttestor } from '../attestor/node/node-attestor.js';
@@ -270,6 +271,29 @@ describe('IdentityManager', () => {
     assert.equal(sub.current().svids.length, 0);
     assert.equal(m.ready(), false);
     assert.throws(() => statSync(join(ctx.dir, 'data', AGENT_STATE_FILE)), { code: 'ENOENT' });
+  });
+
+  it('acts at once when the server ends its entry watch with "no longer attested" after a ban', async () => {
+    let onFatal: (e: Error) => void = () => {};
+    const fatal = new Promise<Error>((resolve) => {
+      onFatal = resolve;
+    });
+    const m = manager({ onFatal }); // tickMs 0: only the watch can drive the manager here
+    await m.start();
+    const id = m.agentSvid?.id.toString() ?? '';
+    (ctx.server.agents.get(id) as { banned: boolean }).banned = true;
+    ctx.server.failWatchers(status.PERMISSION_DENIED, 'agent is no longer attested');
+    let timer: NodeJS.Timeout | undefined;
+    const err = await Promise.race([
+      fatal,
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), 3000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.ok(err, 'the manager did not stop after its watch was refused');
+    assert.match(err.message, /banned/);
+    assert.equal(m.ready(), false);
   });
 
   it('stops when evicted, since a join token cannot attest again', async () => {

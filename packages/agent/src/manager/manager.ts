@@ -759,7 +759,13 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (err !== undefined) {
         const kind = classifyServerError(err);
         if (kind === 'banned' || kind === 'not_attested') void this.#onServerError('entry watch', err);
-        else this.#log.debug({ err }, 'Entry watch closed; polling');
+        else if (code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED) {
+          // Refused without a reason we recognize (e.g. "no longer attested" after a ban or an eviction): sync
+          // at once, so the next server call says which, instead of serving until the next poll.
+          this.#log.warn({ err }, 'Entry watch refused by the server; syncing now');
+          this.#entriesDirty = true;
+          void this.#runOnce();
+        } else this.#log.debug({ err }, 'Entry watch closed; polling');
       }
     };
     stream.on('data', (r: WatchAuthorizedEntriesResponse) => {

@@ -127,6 +127,12 @@ export class FakeAgentServer {
     this.#tls = undefined;
   }
 
+  /** Ends every open entry watch with a gRPC error, as the real server does when it bans or evicts an agent. */
+  failWatchers(code: status, message: string): void {
+    for (const w of this.#watchers) w.emit('error', grpcErr(code, message));
+    this.#watchers.clear();
+  }
+
   /** Replaces the entries and notifies watchers. */
   setEntries(entries: FakeEntry[]): void {
     this.entries = entries;
