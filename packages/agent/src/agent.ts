@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type HealthServer, startHealthServer } from '@tessera/common/health';
 import { createLogger, type TesseraLogger } from '@tessera/common/log';
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '@tessera/common/metrics';
@@ -27,6 +27,7 @@ import { type AgentConfig, redactAgentConfig } from './config/index.js';
 import { createWorkloadEndpoints, type WorkloadEndpoints } from './endpoints/index.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
+import { preparePrivateSocketDir, preparePublicSocketDir, removeStaleSocket } from './socket-dir.js';
 import { createSvidStores, SvidStoreService } from './svidstore/index.js';
 
 /** Options of {@link startAgent}. */
@@ -53,19 +54,6 @@ export interface RunningAgent {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Creates the public socket's directory world-accessible (0777 plus the sticky bit: others cannot replace the socket). */
-async function preparePublicDir(socketPath: string): Promise<void> {
-  const dir = dirname(resolve(socketPath));
-  await mkdir(dir, { recursive: true });
-  await chmod(dir, 0o1777);
-}
-
-async function preparePrivateDir(socketPath: string): Promise<void> {
-  const dir = dirname(resolve(socketPath));
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-}
-
 function nodeAttestorOf(config: AgentConfig): AgentNodeAttestor {
   const a = config.nodeAttestor;
   if (a.type === 'x509pop') {
@@ -85,8 +73,8 @@ async function startAdminServer(
   ready: () => boolean,
   metrics: MetricsRegistry,
 ): Promise<HttpServer> {
-  await preparePrivateDir(socketPath);
-  await unlink(socketPath).catch(() => {});
+  await preparePrivateSocketDir(socketPath);
+  await removeStaleSocket(socketPath);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
@@ -131,6 +119,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     opts.logger ??
     createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-agent' } });
   log.info({ config: redactAgentConfig(config) }, 'Configured');
+  // Refuse a shared admin socket directory before attesting or serving anything.
+  await preparePrivateSocketDir(config.adminSocketPath);
   const metrics = new MetricsRegistry();
   const storage = new AgentStorage(resolve(config.dataDir));
   let endpoints: WorkloadEndpoints | undefined;
@@ -202,7 +192,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   if (config.workloadAttestors.docker !== undefined) plugins.push(createDockerAttestor());
   const attestor = createWorkloadAttestor({ plugins });
 
-  await preparePublicDir(config.socketPath);
+  await preparePublicSocketDir(config.socketPath);
   const eps = createWorkloadEndpoints({
     provider: manager,
     attestors: attestor,
