@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -57,6 +57,28 @@ describe('tessera-agent api against the real socket', () => {
     const ca = new X509Certificate(await readFile(join(out, 'bundle.0.pem')));
     assert.ok(cert.checkIssued(ca));
     assert.match(await readFile(join(out, 'svid.0.key'), 'utf8'), /^-----BEGIN PRIVATE KEY-----\n/);
+  });
+
+  it('fetch x509 --write replaces an existing world-readable key or a planted symlink without following it', async () => {
+    const out = join(dir, 'x509-existing');
+    await mkdir(out);
+    const victim = join(dir, 'victim.txt');
+    await writeFile(victim, 'untouched');
+    await writeFile(join(out, 'svid.0.key'), 'old key', { mode: 0o644 });
+    await symlink(victim, join(out, 'svid.0.pem'));
+    const io = capture();
+    const code = await runCli(['api', 'fetch', 'x509', '--socket', h.socketPath, '--write', out], io);
+    assert.equal(code, 0, io.err);
+    const key = await lstat(join(out, 'svid.0.key'));
+    assert.ok(key.isFile());
+    assert.equal(key.mode & 0o777, 0o600);
+    assert.match(await readFile(join(out, 'svid.0.key'), 'utf8'), /^-----BEGIN PRIVATE KEY-----\n/);
+    assert.ok((await lstat(join(out, 'svid.0.pem'))).isFile());
+    assert.equal(await readFile(victim, 'utf8'), 'untouched');
+    assert.deepEqual(
+      (await readdir(out)).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
   });
 
   it('fetch x509 --output json prints the SVIDs machine-readably', async () => {

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BundleSet } from '@tessera/spiffe/bundle';
 import { SpiffeError } from '@tessera/spiffe/errors';
@@ -170,8 +171,17 @@ async function writeX509Context(dir: string, ctx: X509Context): Promise<string[]
   const written: string[] = [];
   const put = async (name: string, data: string, mode: number): Promise<void> => {
     const path = join(dir, name);
-    await writeFile(path, data, { mode });
-    await chmod(path, mode); // the umask may have narrowed or the file may have existed with other bits
+    // A new file (never an existing one, nor a symlink planted at the path) with its final mode before any byte
+    // is written, renamed over the target: a key is never readable with wider permissions, even for a moment.
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, data, { mode, flag: 'wx' });
+      await chmod(tmp, mode); // the umask may have narrowed it
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
     written.push(path);
   };
   const ownTds = new Set(ctx.svids.map((s) => s.id.trustDomain.name));
