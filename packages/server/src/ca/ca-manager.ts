@@ -18,6 +18,7 @@ import {
   randomBytes,
   type X509Certificate,
 } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import {
   buildCertificate,
   buildCsr,
@@ -38,11 +39,12 @@ import {
   Tag,
 } from '@tessera/common/x509';
 import { SpiffeBundle } from '@tessera/spiffe/bundle';
-import { SpiffeError } from '@tessera/spiffe/errors';
+import { SpiffeError, X509SvidError } from '@tessera/spiffe/errors';
 import { SpiffeId, type TrustDomain } from '@tessera/spiffe/spiffeid';
 import type { Datastore } from '../datastore/datastore.js';
 import type { CaJournal } from '../datastore/types.js';
 import type { KeyManager, ManagedKey } from '../keymanager/key-manager.js';
+import { IssuancePool } from './issuance-pool.js';
 import {
   type AuthorityStatus,
   type JwtAuthorityRecord,
@@ -50,6 +52,7 @@ import {
   parseJournal,
   type X509AuthorityRecord,
 } from './journal.js';
+import { issueLeaf, type LeafJob, type LeafOutcome } from './leaf-issuance.js';
 import type { UpstreamAuthority } from './upstream.js';
 
 /** A source of the current time. */
@@ -99,6 +102,11 @@ export interface CaManagerConfig {
   readonly refreshHintSeconds?: number;
   /** Period of the rotation timer started by `start()`. Default min(10 s, ca_ttl / 60). */
   readonly tickIntervalMs?: number;
+  /**
+   * Worker threads that verify CSRs and sign leaves for {@link CaManager.signX509SvidCsrs} (0: all in the
+   * calling thread). Default: the number of available cores up to 4, or 0 on one core. Started lazily.
+   */
+  readonly issuanceWorkers?: number;
   readonly logger?: CaLogger;
 }
 
@@ -128,6 +136,15 @@ export interface SignX509SvidRequest {
   /** Requested lifetime; the SVID never outlives the CA. */
   readonly ttlSeconds: number;
   /** DNS SANs; the first one also becomes the subject's common name. */
+  readonly dnsNames?: readonly string[];
+}
+
+/** A request to sign an X509-SVID for the key of a CSR (verified: proof of possession). */
+export interface SignX509SvidCsrRequest {
+  readonly spiffeId: SpiffeId | string;
+  /** DER PKCS#10 request. */
+  readonly csr: Uint8Array;
+  readonly ttlSeconds: number;
   readonly dnsNames?: readonly string[];
 }
 
@@ -179,6 +196,12 @@ export interface CaManager {
 
   /** Signs an X509-SVID with the active X.509 authority. */
   signX509Svid(request: SignX509SvidRequest): SignedX509Svid;
+  /**
+   * Verifies CSRs and signs an X509-SVID for each, in order, on the issuance workers when there are any.
+   * Each result is the SVID or the error of that request: X509SvidError ERR_X509SVID_INVALID (message
+   * `csr: …`) for a bad CSR, SpiffeError ERR_CA_INVALID / ERR_CA_PRECONDITION as {@link signX509Svid}.
+   */
+  signX509SvidCsrs(requests: readonly SignX509SvidCsrRequest[]): Promise<(SignedX509Svid | Error)[]>;
   /** Signs the server's own SVID (`spiffe://<td>/spire/server`). */
   signServerSvid(request: {
     publicKey: KeyObject | Uint8Array;
@@ -381,6 +404,7 @@ class CaManagerImpl implements CaManager {
   readonly #refreshHint: number;
   readonly #tickMs: number;
   readonly #log: CaLogger;
+  readonly #pool: IssuancePool | undefined;
 
   #state: State = { x509: [], jwt: [] };
   #keys = new Map<string, ManagedKey>();
@@ -418,6 +442,12 @@ class CaManagerImpl implements CaManager {
     this.#refreshHint = config.refreshHintSeconds ?? Math.min(300, Math.ceil(ttl / 10));
     this.#tickMs = config.tickIntervalMs ?? Math.min(10_000, Math.max(100, Math.floor(this.#ttlMs / 60)));
     this.#log = config.logger ?? silentLogger;
+    const cores = availableParallelism();
+    const workers = config.issuanceWorkers ?? (cores > 1 ? Math.min(cores, 4) : 0);
+    if (!Number.isInteger(workers) || workers < 0) {
+      throw new RangeError(`ca: issuanceWorkers must be a non-negative integer, got ${String(workers)}`);
+    }
+    this.#pool = workers > 0 ? new IssuancePool(workers) : undefined;
     this.#bundle = SpiffeBundle.fromAuthorities(this.#td, { sequenceNumber: 0 });
   }
 
@@ -443,6 +473,7 @@ class CaManagerImpl implements CaManager {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#pool?.close();
     await this.#lock.catch(() => {});
   }
 
@@ -865,11 +896,35 @@ class CaManagerImpl implements CaManager {
     }
   }
 
+  /** Checks a request and fixes the leaf's validity (clamped to the authority's). */
+  #planX509Svid(
+    active: ActiveX509,
+    request: { spiffeId: SpiffeId | string; ttlSeconds: number; dnsNames?: readonly string[] | undefined },
+  ): Omit<LeafJob, 'csr'> {
+    const id = this.#checkId(request.spiffeId);
+    this.#checkTtl(request.ttlSeconds);
+    const nowMs = this.#clock.now().getTime();
+    const notAfterMs = Math.min(nowMs + request.ttlSeconds * 1000, active.notAfterMs);
+    const notAfter = Math.floor(notAfterMs / 1000) * 1000;
+    if (notAfter <= nowMs) throw precondition('the active x509 authority expires too soon to sign');
+    const dnsNames = request.dnsNames ?? [];
+    for (const d of dnsNames) checkDnsName(d);
+    return { spiffeId: id.toString(), notBeforeMs: nowMs - BACKDATE_MS, notAfterMs: notAfter, dnsNames };
+  }
+
+  #signed(active: ActiveX509, leaf: Buffer, notAfterMs: number): SignedX509Svid {
+    return {
+      chain: [leaf, ...active.intermediates],
+      notAfter: new Date(notAfterMs),
+      serialNumber: serialOf(leaf),
+      authorityId: active.record.authorityId,
+    };
+  }
+
   signX509Svid(request: SignX509SvidRequest): SignedX509Svid {
     const active = this.#x509;
     if (!active) throw precondition('no active x509 authority');
-    const id = this.#checkId(request.spiffeId);
-    this.#checkTtl(request.ttlSeconds);
+    const plan = this.#planX509Svid(active, request);
     let spki: Buffer;
     if (request.publicKey instanceof Uint8Array) {
       spki = Buffer.from(
@@ -885,37 +940,74 @@ class CaManagerImpl implements CaManager {
       }
       spki = spkiDer(key);
     }
-    const nowMs = this.#clock.now().getTime();
-    const notAfterMs = Math.min(nowMs + request.ttlSeconds * 1000, active.notAfterMs);
-    const notBefore = new Date(nowMs - BACKDATE_MS);
-    const notAfter = new Date(Math.floor(notAfterMs / 1000) * 1000);
-    if (notAfter.getTime() <= nowMs) throw precondition('the active x509 authority expires too soon to sign');
-    const dnsNames = request.dnsNames ?? [];
+    const notBefore = new Date(plan.notBeforeMs);
+    const notAfter = new Date(plan.notAfterMs);
     let leaf: Buffer;
-    if (dnsNames.length === 0) {
-      leaf = buildLeafSvid(id.toString(), spki, notBefore, notAfter, active.ctx);
+    if (plan.dnsNames.length === 0) {
+      leaf = buildLeafSvid(plan.spiffeId, spki, notBefore, notAfter, active.ctx);
     } else {
-      for (const d of dnsNames) checkDnsName(d);
       leaf = buildCertificate(
         {
           publicKey: createPublicKey({ key: spki, format: 'der', type: 'spki' }),
-          subject: { commonName: dnsNames[0] as string },
+          subject: { commonName: plan.dnsNames[0] as string },
           notBefore,
           notAfter,
           basicConstraints: { ca: false },
           keyUsage: { usages: LEAF_KEY_USAGE },
           extKeyUsage: ['serverAuth', 'clientAuth'],
-          subjectAltName: { uris: [id.toString()], dnsNames },
+          subjectAltName: { uris: [plan.spiffeId], dnsNames: plan.dnsNames },
         },
         { certificate: active.ctx.certificate, privateKey: active.privateKey },
       ).der;
     }
-    return {
-      chain: [leaf, ...active.intermediates],
-      notAfter,
-      serialNumber: serialOf(leaf),
-      authorityId: active.record.authorityId,
-    };
+    return this.#signed(active, leaf, plan.notAfterMs);
+  }
+
+  async signX509SvidCsrs(requests: readonly SignX509SvidCsrRequest[]): Promise<(SignedX509Svid | Error)[]> {
+    const active = this.#x509;
+    if (!active) throw precondition('no active x509 authority');
+    const results: (SignedX509Svid | Error)[] = new Array(requests.length);
+    const jobs: LeafJob[] = [];
+    const at: number[] = [];
+    requests.forEach((r, i) => {
+      try {
+        if (!(r.csr instanceof Uint8Array)) throw new TypeError('ca: csr must be bytes');
+        jobs.push({ ...this.#planX509Svid(active, r), csr: r.csr });
+        at.push(i);
+      } catch (err) {
+        results[i] = err instanceof Error ? err : new Error(String(err));
+      }
+    });
+    let outcomes: LeafOutcome[] | undefined;
+    const pool = this.#pool;
+    if (pool?.worthIt(jobs.length)) {
+      try {
+        outcomes = await pool.issue(
+          {
+            id: active.record.authorityId,
+            certificateDer: active.ctx.certificate.raw,
+            privateKey: active.privateKey,
+          },
+          jobs,
+        );
+      } catch (err) {
+        if (!this.#closed) this.#log.warn({ err }, 'Issuance workers failed; issuing in-process');
+      }
+    }
+    outcomes ??= jobs.map((j) => issueLeaf(j, active.ctx));
+    outcomes.forEach((o, k) => {
+      const i = at[k] as number;
+      const job = jobs[k] as LeafJob;
+      if ('der' in o) {
+        const der = Buffer.from(o.der.buffer, o.der.byteOffset, o.der.byteLength);
+        results[i] = this.#signed(active, der, job.notAfterMs);
+      } else if (o.fault === 'csr') {
+        results[i] = new X509SvidError('ERR_X509SVID_INVALID', o.message);
+      } else {
+        results[i] = new Error(`ca: cannot sign an x509-svid: ${o.message}`);
+      }
+    });
+    return results;
   }
 
   signServerSvid(request: {

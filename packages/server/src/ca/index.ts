@@ -13,6 +13,7 @@ export {
   type MintedJwtSvid,
   type MintJwtSvidRequest,
   type SignedX509Svid,
+  type SignX509SvidCsrRequest,
   type SignX509SvidRequest,
   type TaintEvent,
 } from './ca-manager.js';

@@ -13,7 +13,9 @@ import {
   type SVIDServer,
   type X509SVID,
 } from '@tessera/common/api';
+import { X509SvidError } from '@tessera/spiffe/errors';
 import { SpiffeId } from '@tessera/spiffe/spiffeid';
+import type { SignedX509Svid, SignX509SvidCsrRequest } from '../../../ca/ca-manager.js';
 import type { RegistrationEntry } from '../../../datastore/types.js';
 import { parseCsrField } from '../../agent/v1/service.js';
 import { type ApiContext, agentOf, callerOf, takeSigning, unary } from '../../context.js';
@@ -48,21 +50,6 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
     hint,
   });
 
-  const signEntry = (entry: RegistrationEntry, csrDer: Buffer): X509SVID => {
-    const csr = parseCsrField('csr', csrDer);
-    try {
-      const signed = ctx.ca.signX509Svid({
-        spiffeId: entry.spiffeId,
-        publicKey: csr.spkiDer,
-        ttlSeconds: entry.x509SvidTtl > 0 ? entry.x509SvidTtl : ctx.defaultX509SvidTtl,
-        dnsNames: entry.dnsNames,
-      });
-      return x509Of(entry.spiffeId, signed.chain, signed.notAfter, entry.hint);
-    } catch (err) {
-      throw mapError(err, 'X509-SVID');
-    }
-  };
-
   return {
     batchNewX509Svid: unary(ctx, async (req, call) => {
       const agentId = agentOf(ctx, call);
@@ -71,7 +58,12 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
         throw invalidArgument('params', `at most ${MAX_BATCH} params are allowed`);
       takeSigning(ctx, agentId, req.params.length);
       const authorized = new Map(ctx.index.authorizedEntries(agentId).map((e) => [e.id, e] as const));
-      const results: BatchNewX509SVIDResponse_Result[] = req.params.map((p) => {
+      const results: BatchNewX509SVIDResponse_Result[] = new Array(req.params.length);
+      // Authorization here, in order; CSR verification and signing as one batch (on the CA's workers).
+      const entries: RegistrationEntry[] = [];
+      const requests: SignX509SvidCsrRequest[] = [];
+      const at: number[] = [];
+      req.params.forEach((p, i) => {
         try {
           if (p.entryId === '') throw invalidArgument('entry_id', 'missing entry ID');
           if (p.csr.length === 0) throw invalidArgument('csr', 'missing CSR');
@@ -79,9 +71,33 @@ export function createSvidService(ctx: ApiContext): SVIDServer {
           if (entry === undefined) {
             throw new GrpcStatusError(status.PERMISSION_DENIED, 'entry not found or not authorized');
           }
-          return { status: OK_STATUS, svid: signEntry(entry, p.csr) };
+          entries.push(entry);
+          requests.push({
+            spiffeId: entry.spiffeId,
+            csr: p.csr,
+            ttlSeconds: entry.x509SvidTtl > 0 ? entry.x509SvidTtl : ctx.defaultX509SvidTtl,
+            dnsNames: entry.dnsNames,
+          });
+          at.push(i);
         } catch (err) {
-          return { status: statusOf(mapError(err, 'X509-SVID')), svid: undefined };
+          results[i] = { status: statusOf(mapError(err, 'X509-SVID')), svid: undefined };
+        }
+      });
+      let signed: (SignedX509Svid | Error)[];
+      try {
+        signed = requests.length === 0 ? [] : await ctx.ca.signX509SvidCsrs(requests);
+      } catch (err) {
+        signed = requests.map(() => (err instanceof Error ? err : new Error(String(err))));
+      }
+      signed.forEach((r, k) => {
+        const i = at[k] as number;
+        const entry = entries[k] as RegistrationEntry;
+        if (r instanceof Error) {
+          const mapped =
+            r instanceof X509SvidError ? invalidArgument('csr', errorMessage(r)) : mapError(r, 'X509-SVID');
+          results[i] = { status: statusOf(mapped), svid: undefined };
+        } else {
+          results[i] = { status: OK_STATUS, svid: x509Of(entry.spiffeId, r.chain, r.notAfter, entry.hint) };
         }
       });
       return { results };
