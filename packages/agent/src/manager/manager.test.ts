@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,8 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
-import { createJoinTokenAttestor } from '../attestor/node/node-attestor.js';
+import { TestCa } from '@tessera/testing';
+import { createJoinTokenAttestor, createX509PopAttestor } from '../attestor/node/node-attestor.js';
 import { IdentityManager, type IdentityManagerConfig } from './manager.js';
 import type { IdentitySnapshot } from './provider.js';
 import { AGENT_STATE_FILE, AgentStorage, SVID_CACHE_FILE } from './storage.js';
@@ -336,5 +337,127 @@ describe('IdentityManager', () => {
         .some((c) => c.raw.equals(ctx.server.ca.rootDer())),
     );
     assert.equal(m.subscribe([UID], () => {}).current().svids.length, 1);
+  });
+
+  it('re-attests with x509pop when the server evicts it, keeps its agent ID and keeps serving', async () => {
+    const popCa = TestCa.create({ trustDomain: 'nodes.example' });
+    const inter = popCa.createIntermediate();
+    const leaf = inter.issueX509Svid({ uris: [], dnsNames: ['node1'], now: new Date(ctx.t) });
+    writeFileSync(join(ctx.dir, 'node.crt'), leaf.certificates[0]?.toString() ?? '');
+    writeFileSync(join(ctx.dir, 'inter.crt'), inter.certificate.toString());
+    writeFileSync(join(ctx.dir, 'node.key'), leaf.keyPem, { mode: 0o600 });
+    ctx.server.x509PopCa = popCa;
+    let fatal: Error | undefined;
+    const m = manager({
+      attestor: createX509PopAttestor({
+        privateKeyPath: join(ctx.dir, 'node.key'),
+        certificatePath: join(ctx.dir, 'node.crt'),
+        intermediatesPath: join(ctx.dir, 'inter.crt'),
+      }),
+      onFatal: (e) => (fatal = e),
+    });
+    await m.start();
+    const fp = createHash('sha1').update(leaf.leaf.raw).digest('hex');
+    const agentId = `spiffe://example.org/spire/agent/x509pop/${fp}`;
+    assert.equal(m.agentSvid?.id.toString(), agentId);
+    const firstAgentSerial = m.agentSvid?.certificates[0]?.serialNumber;
+    const sub = m.subscribe([UID], () => {});
+    assert.equal(sub.current().svids.length, 1);
+
+    ctx.server.agents.clear(); // evicted: every call is now refused as "not attested"
+    ctx.server.setEntries([
+      ...ctx.server.entries,
+      { id: 'e3', spiffeId: 'spiffe://example.org/after-eviction', selectors: [UID], createdAt: 10n },
+    ]);
+    await m.syncNow();
+    assert.equal(fatal, undefined, 'an x509pop agent must not stop when evicted');
+    assert.equal(ctx.server.calls.attest, 2);
+    assert.equal(m.agentSvid?.id.toString(), agentId);
+    assert.notEqual(m.agentSvid?.certificates[0]?.serialNumber, firstAgentSerial);
+    assert.ok(ctx.server.agents.has(agentId));
+    assert.ok(m.ready());
+    // The new agent SVID is accepted by the server: the entry created after the eviction reaches the workload.
+    await m.tick();
+    assert.deepEqual(
+      sub.current().svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/web', 'spiffe://example.org/after-eviction'],
+    );
+    sub.close();
+    // The re-attested SVID was persisted: a restart reuses it without attesting a third time.
+    await m.stop();
+    const m2 = manager({ attestor: createJoinTokenAttestor('unused') });
+    await m2.start();
+    assert.equal(ctx.server.calls.attest, 2);
+    assert.equal(m2.agentSvid?.id.toString(), agentId);
+  });
+
+  it('stops when an evicted x509pop agent is refused re-attestation (banned meanwhile)', async () => {
+    const popCa = TestCa.create({ trustDomain: 'nodes.example' });
+    const leaf = popCa.issueX509Svid({ uris: [], dnsNames: ['node2'], now: new Date(ctx.t) });
+    writeFileSync(join(ctx.dir, 'node.crt'), leaf.certificates[0]?.toString() ?? '');
+    writeFileSync(join(ctx.dir, 'node.key'), leaf.keyPem, { mode: 0o600 });
+    ctx.server.x509PopCa = popCa;
+    let fatal: Error | undefined;
+    const m = manager({
+      attestor: createX509PopAttestor({
+        privateKeyPath: join(ctx.dir, 'node.key'),
+        certificatePath: join(ctx.dir, 'node.crt'),
+      }),
+      onFatal: (e) => (fatal = e),
+    });
+    await m.start();
+    const id = m.agentSvid?.id.toString() ?? '';
+    // The server forgets the node's current SVID (as after an eviction) but remembers the ban.
+    ctx.server.agents.set(id, { serial: 'none', banned: true });
+    const sub = m.subscribe([UID], () => {});
+    await m.syncNow();
+    assert.ok(fatal);
+    assert.equal((fatal as { code?: string }).code, 'ERR_NODE_ATTESTATION_FAILED');
+    assert.match(fatal.message, /banned/);
+    assert.equal(sub.current().svids.length, 0);
+    assert.equal(m.ready(), false);
+  });
+
+  it('spreads X509-SVID rotation over 40-50 % of the TTL after issuance, as the injected random says', async () => {
+    const n = 100;
+    ctx.server.setEntries(
+      Array.from({ length: n }, (_, i) => ({
+        id: `j${String(i).padStart(3, '0')}`,
+        spiffeId: `spiffe://example.org/jitter/${i}`,
+        selectors: [{ type: 'unix', value: `uid:${20_000 + i}` }],
+      })),
+    );
+    // A permutation of (i + 0.5) / n: uniform over [0, 1), never on a bucket boundary below.
+    let k = 0;
+    const random = () => (((k++ * 37) % n) + 0.5) / n;
+    const m = manager({ random });
+    const t0 = ctx.t;
+    await m.start();
+    assert.equal(m.stats().x509Svids, n, 'every entry prefetched at start');
+    assert.equal(k, n, 'one random draw per issued SVID');
+    const ttl = ctx.server.x509TtlMs;
+    const buckets = new Map<number, number>(); // percent of the TTL -> SVIDs rotated in (p-1 %, p %]
+    let issued = ctx.server.calls.batchCsrs;
+    for (let pct = 30; pct <= 60; pct++) {
+      ctx.t = t0 + (ttl * pct) / 100;
+      await m.tick();
+      const d = ctx.server.calls.batchCsrs - issued;
+      issued = ctx.server.calls.batchCsrs;
+      if (d > 0) buckets.set(pct, d);
+    }
+    assert.deepEqual(
+      [...buckets.keys()],
+      [41, 42, 43, 44, 45, 46, 47, 48, 49, 50],
+      'rotations only within 40-50 % of the TTL, in every 1 % slice of it',
+    );
+    for (const [pct, count] of buckets) assert.equal(count, n / 10, `slice ending at ${pct} %`);
+    // Rotated SVIDs are due again 40-50 % of the TTL after their own issuance (at 41-50 %): none by 80 %,
+    // all by 101 %.
+    ctx.t = t0 + (ttl * 80) / 100;
+    await m.tick();
+    assert.equal(ctx.server.calls.batchCsrs, issued);
+    ctx.t = t0 + (ttl * 101) / 100;
+    await m.tick();
+    assert.equal(ctx.server.calls.batchCsrs, issued + n);
   });
 });

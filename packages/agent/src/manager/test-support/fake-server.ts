@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify, randomBytes, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import {
@@ -55,6 +55,12 @@ export class FakeAgentServer {
   /** Extra authorities published in the bundle (CA rotation). */
   readonly extraAuthorities: { cert: X509Certificate; tainted: boolean }[] = [];
   readonly tokens = new Set<string>();
+  /**
+   * CA trusted for x509pop node attestation (undefined: x509pop refused). The agent proves possession of the
+   * key of a leaf that chains to it (directly or through intermediates in the payload), as on the real server;
+   * x509pop agents are re-attestable.
+   */
+  x509PopCa: TestCa | undefined;
   readonly agents = new Map<string, { serial: string; banned: boolean }>();
   entries: FakeEntry[] = [];
   /** Clock used for issued SVIDs. */
@@ -182,6 +188,32 @@ export class FakeAgentServer {
     return id;
   }
 
+  /** The leaf of an x509pop payload when it chains to {@link x509PopCa}; undefined otherwise. */
+  #x509PopLeaf(payload: Buffer): X509Certificate | undefined {
+    const ca = this.x509PopCa;
+    if (ca === undefined) return undefined;
+    let chain: X509Certificate[];
+    try {
+      const doc = JSON.parse(payload.toString('utf8')) as { certificates?: unknown };
+      if (!Array.isArray(doc.certificates)) return undefined;
+      chain = doc.certificates.map((c) => new X509Certificate(Buffer.from(String(c), 'base64')));
+    } catch {
+      return undefined;
+    }
+    const leaf = chain[0];
+    if (leaf === undefined) return undefined;
+    const now = this.now().getTime();
+    let current = leaf;
+    for (let i = 0; i <= chain.length; i++) {
+      if (now < Date.parse(current.validFrom) || now > Date.parse(current.validTo)) return undefined;
+      if (current.checkIssued(ca.certificate) && current.verify(ca.certificate.publicKey)) return leaf;
+      const next = chain.slice(1).find((c) => c.ca && current.checkIssued(c) && current.verify(c.publicKey));
+      if (next === undefined) return undefined;
+      current = next;
+    }
+    return undefined;
+  }
+
   #bundle(): Bundle {
     return {
       trustDomain: this.trustDomain,
@@ -220,34 +252,65 @@ export class FakeAgentServer {
       AgentService,
       fill(AgentService, {
         attestAgent: (call: ServerDuplexStream<AttestAgentRequest, AttestAgentResponse>) => {
-          call.once('data', (req: AttestAgentRequest) => {
-            this.calls.attest++;
-            const p = req.params;
-            const token = p?.data?.payload.toString('utf8') ?? '';
-            if (p?.data?.type !== 'join_token' || !this.tokens.has(token)) {
-              call.emit(
-                'error',
-                grpcErr(
-                  status.PERMISSION_DENIED,
-                  'failed to attest: join token does not exist, has expired or has already been used',
-                ),
-              );
-              return;
-            }
-            const agentId = `spiffe://${td}/spire/agent/join_token/${token}`;
+          const refuse = (details: string) => call.emit('error', grpcErr(status.PERMISSION_DENIED, details));
+          const admit = (agentId: string, csr: Buffer, reattestable: boolean) => {
             const existing = this.agents.get(agentId);
             if (existing?.banned) {
-              call.emit('error', grpcErr(status.PERMISSION_DENIED, 'failed to attest: agent is banned'));
+              refuse('failed to attest: agent is banned');
               return;
             }
-            this.tokens.delete(token);
-            const svid = this.#issue(agentId, p.params?.csr ?? Buffer.alloc(0), this.agentTtlMs);
+            const svid = this.#issue(agentId, csr, this.agentTtlMs);
             this.agents.set(agentId, {
               serial: new X509Certificate(svid.certChain[0] as Buffer).serialNumber,
               banned: false,
             });
-            call.write({ result: { svid, reattestable: false } });
+            call.write({ result: { svid, reattestable } });
             call.end();
+          };
+          call.once('data', (req: AttestAgentRequest) => {
+            this.calls.attest++;
+            const p = req.params;
+            const csr = p?.params?.csr ?? Buffer.alloc(0);
+            const payload = p?.data?.payload ?? Buffer.alloc(0);
+            if (p?.data?.type === 'x509pop') {
+              const leaf = this.#x509PopLeaf(payload);
+              if (leaf === undefined) {
+                refuse('failed to attest: x509pop: certificate does not chain to a trusted CA');
+                return;
+              }
+              const nonce = randomBytes(32);
+              call.once('data', (answer: AttestAgentRequest) => {
+                let signature = Buffer.alloc(0);
+                try {
+                  const doc = JSON.parse(answer.challengeResponse?.toString('utf8') ?? '') as {
+                    signature?: unknown;
+                  };
+                  if (typeof doc.signature === 'string') signature = Buffer.from(doc.signature, 'base64');
+                } catch {
+                  // an unparsable answer fails the signature check below
+                }
+                if (!cryptoVerify('sha256', nonce, leaf.publicKey, signature)) {
+                  refuse('failed to attest: x509pop: challenge response does not verify');
+                  return;
+                }
+                const fp = createHash('sha1').update(leaf.raw).digest('hex');
+                admit(`spiffe://${td}/spire/agent/x509pop/${fp}`, csr, true);
+              });
+              call.write({ challenge: Buffer.from(JSON.stringify({ nonce: nonce.toString('base64') })) });
+              return;
+            }
+            const token = payload.toString('utf8');
+            if (p?.data?.type !== 'join_token' || !this.tokens.has(token)) {
+              refuse('failed to attest: join token does not exist, has expired or has already been used');
+              return;
+            }
+            const agentId = `spiffe://${td}/spire/agent/join_token/${token}`;
+            if (this.agents.get(agentId)?.banned) {
+              refuse('failed to attest: agent is banned');
+              return;
+            }
+            this.tokens.delete(token);
+            admit(agentId, csr, false);
           });
         },
         renewAgent: this.#unary((req: { params?: { csr: Buffer } }, call) => {
