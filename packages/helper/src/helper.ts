@@ -1,5 +1,6 @@
 /**
- * The helper itself: fetches or watches SVIDs and bundles over the Workload API, writes them to files and
+ * The helper itself: fetches or watches SVIDs and bundles over the Workload API (or, in remote-attestation
+ * mode, from a Tessera server's serverless API), writes them to files and
  * notifies the program that uses them.
  *
  * @module
@@ -8,16 +9,40 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BundleSet } from '@tessera/spiffe/bundle';
 import { SpiffeError } from '@tessera/spiffe/errors';
+import type { JwtSvidParams } from '@tessera/spiffe/svid';
 import { JwtSvid } from '@tessera/spiffe/svid';
 import {
   abortableSleep,
+  type JwtBundlesWatcher,
   type Logger,
+  type WatchOptions,
   WorkloadApiClient,
   type X509Context,
+  type X509ContextWatcher,
 } from '@tessera/spiffe/workloadapi';
 import type { HelperConfig, JwtSvidOutput } from './config/config.js';
 import { pickSvid, renderJwtBundles, renderX509Files, writeFileAtomic } from './files.js';
 import { type ExitStatus, ManagedProcess, signalPidFile } from './process.js';
+import { createRemoteClient } from './remote.js';
+
+/**
+ * What the helper needs of its identity provider: the Workload API client, or in remote-attestation mode the
+ * serverless-API client (same shape).
+ */
+export interface HelperClient {
+  /** Fetches the X.509 context once. */
+  fetchX509Context(options?: { signal?: AbortSignal }): Promise<X509Context>;
+  /** Fetches the JWT bundles once. */
+  fetchJwtBundles(options?: { signal?: AbortSignal }): Promise<BundleSet>;
+  /** Fetches JWT-SVIDs for an audience. */
+  fetchJwtSvids(params: JwtSvidParams, options?: { signal?: AbortSignal }): Promise<JwtSvid[]>;
+  /** Follows X.509 context updates until the signal aborts. */
+  watchX509Context(watcher: X509ContextWatcher, options?: WatchOptions): Promise<void>;
+  /** Follows JWT bundle updates until the signal aborts. */
+  watchJwtBundles(watcher: JwtBundlesWatcher, options?: WatchOptions): Promise<void>;
+  /** Ends every call and watch. */
+  close(): void;
+}
 
 const noopLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -86,7 +111,7 @@ export class Helper {
   readonly #exec: ExecTarget | undefined;
   readonly #minJwtRefreshMs: number;
   readonly #stop = new AbortController();
-  #client: WorkloadApiClient | undefined;
+  #client: HelperClient | undefined;
   #process: ManagedProcess | undefined;
   #health: Server | undefined;
   #queue: Promise<void> = Promise.resolve();
@@ -143,12 +168,17 @@ export class Helper {
     this.#fatalListeners.push(fn);
   }
 
-  #newClient(): WorkloadApiClient {
-    this.#client ??= new WorkloadApiClient({
-      address: this.#config.agentAddress,
-      logger: this.#log,
-      now: this.#now,
-    });
+  #newClient(): HelperClient {
+    if (this.#client !== undefined) return this.#client;
+    const remote = this.#config.remoteAttestation;
+    const address = this.#config.agentAddress;
+    if (remote !== undefined) {
+      this.#client = createRemoteClient(remote, { signal: this.#stop.signal });
+    } else if (address !== undefined) {
+      this.#client = new WorkloadApiClient({ address, logger: this.#log, now: this.#now });
+    } else {
+      throw new TypeError('helper: the configuration has neither agent_address nor remote_attestation');
+    }
     return this.#client;
   }
 

@@ -15,7 +15,10 @@ export {
   type JwtSvidOutput,
   loadHelperConfig,
   parseConfigText,
+  type RemoteAttestationConfig,
+  type RemoteAttestationInput,
   splitCommandLine,
+  type TokenLocation,
   type ValidateOptions,
   validateHelperConfig,
   type X509Outputs,
@@ -29,7 +32,13 @@ export {
   writeFileAtomic,
   type X509Files,
 } from './files.js';
-export { type ExecTarget, Helper, type HelperOptions, jwtRefreshDelay } from './helper.js';
+export {
+  type ExecTarget,
+  Helper,
+  type HelperClient,
+  type HelperOptions,
+  jwtRefreshDelay,
+} from './helper.js';
 export { createJsonLogger, type LogLevel } from './log.js';
 export {
   type ExitStatus,
@@ -38,3 +47,10 @@ export {
   type ManagedProcessOptions,
   signalPidFile,
 } from './process.js';
+export {
+  type CreateRemoteClientOptions,
+  createRemoteClient,
+  MAX_TOKEN_BYTES,
+  type ReadAttestationsOptions,
+  readAttestations,
+} from './remote.js';

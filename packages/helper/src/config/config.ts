@@ -4,10 +4,12 @@
  *
  * @module
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '@tessera/spiffe/errors';
+import { SpiffeId } from '@tessera/spiffe/spiffeid';
 import { parseEndpointAddress } from '@tessera/spiffe/workloadapi';
 import { parse as parseYaml } from 'yaml';
 import { parseHcl } from './hcl.js';
@@ -60,10 +62,43 @@ export interface HealthChecksConfig {
   readonly readinessPath: string;
 }
 
+/** Where the helper reads a platform identity token, fresh for every request (`remote_attestation.attestations[]`). */
+export type TokenLocation =
+  /** A file, re-read before every request (e.g. a projected service account token). */
+  | { readonly kind: 'file'; readonly path: string }
+  /** An environment variable of the helper's process. */
+  | { readonly kind: 'env'; readonly name: string }
+  /** A shell command (`/bin/sh -c`) whose standard output is the token, run before every request. */
+  | { readonly kind: 'command'; readonly command: string };
+
+/** One attestation the helper presents: the attestor type and where its token comes from. */
+export interface RemoteAttestationInput {
+  /** Attestor type, e.g. `gcp_iit`, `aws_token`, `azure_msi`. */
+  readonly type: string;
+  /** Where the token is read. */
+  readonly token: TokenLocation;
+}
+
+/** Remote-attestation mode (`remote_attestation`): SVIDs from a Tessera server's serverless API. */
+export interface RemoteAttestationConfig {
+  /** Base https URL of the serverless API (`https://spiffe.example.org:8444`). */
+  readonly serverAddress: string;
+  /** Path of the PEM CA file that authenticates the server; undefined means the system store. */
+  readonly caFile: string | undefined;
+  /** Its PEM content, read when the configuration was validated. */
+  readonly caPem: string | undefined;
+  /** SPIFFE ID the server's certificate must carry (its own SVID); undefined checks the host name instead. */
+  readonly serverSpiffeId: string | undefined;
+  /** The attestations presented with every request (at least one). */
+  readonly attestations: readonly RemoteAttestationInput[];
+}
+
 /** The validated configuration of tessera-helper. */
 export interface HelperConfig {
-  /** Workload API endpoint URI (`unix:///…` or `tcp://ip:port`). */
-  readonly agentAddress: string;
+  /** Workload API endpoint URI (`unix:///…` or `tcp://ip:port`); undefined in remote-attestation mode. */
+  readonly agentAddress: string | undefined;
+  /** Remote-attestation mode settings; undefined when the helper uses the Workload API. */
+  readonly remoteAttestation: RemoteAttestationConfig | undefined;
   /** Program to start and manage (daemon mode); undefined when none. */
   readonly cmd: string | undefined;
   /** Its arguments. */
@@ -145,7 +180,12 @@ const TOP_KEYS = new Set([
   'daemon_mode',
   'health_checks',
   'renew_on_jwt_svid_update',
+  'remote_attestation',
 ]);
+const REMOTE_KEYS = new Set(['server_address', 'ca_file', 'server_spiffe_id', 'attestations']);
+const ATTESTATION_KEYS = new Set(['type', 'token_file', 'token_env', 'token_command']);
+/** The serverless API accepts at most this many attestations per request. */
+const MAX_ATTESTATIONS = 8;
 const JWT_KEYS = new Set(['jwt_audience', 'jwt_svid_file_name', 'jwt_extra_audiences']);
 const HEALTH_KEYS = new Set([
   'listener_enabled',
@@ -286,6 +326,145 @@ function normalizeAddress(c: Checker, raw: string, path: string): string | undef
   return uri;
 }
 
+function serverAddress(c: Checker, raw: string, path: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    c.add(path, `must be an https URL, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  if (url.protocol !== 'https:') {
+    c.add(path, `must be an https URL, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  if (url.username !== '' || url.password !== '') {
+    c.add(path, 'must not contain credentials');
+    return undefined;
+  }
+  // The API paths are absolute (/v1/remote/…): a base path or query would be silently dropped.
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    c.add(
+      path,
+      `must be a bare origin such as "https://spiffe.example.org:8444", got ${JSON.stringify(raw)}`,
+    );
+    return undefined;
+  }
+  return url.origin;
+}
+
+function readCaFile(c: Checker, file: string, path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    c.add(path, `cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return undefined;
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    c.add(path, `${JSON.stringify(file)} holds no PEM certificate`);
+    return undefined;
+  }
+  for (const [i, b] of blocks.entries()) {
+    try {
+      new X509Certificate(b);
+    } catch {
+      c.add(path, `certificate ${i + 1} of ${JSON.stringify(file)} cannot be parsed`);
+      return undefined;
+    }
+  }
+  return blocks.map((b) => `${b}\n`).join('');
+}
+
+function remoteConfig(c: Checker, raw: unknown, cwd: string): RemoteAttestationConfig | undefined {
+  const p = 'remote_attestation';
+  if (!isObject(raw)) {
+    c.add(p, `must be an object, got ${kind(raw)}`);
+    return undefined;
+  }
+  const before = c.issues.length;
+  c.unknownKeys(raw, REMOTE_KEYS, `${p}.`);
+  const addrRaw = c.string(raw, 'server_address', `${p}.server_address`);
+  let address: string | undefined;
+  if (addrRaw === undefined || addrRaw === '') c.add(`${p}.server_address`, 'is required');
+  else address = serverAddress(c, addrRaw, `${p}.server_address`);
+
+  const caRaw = c.string(raw, 'ca_file', `${p}.ca_file`) || undefined;
+  const caFile = caRaw === undefined ? undefined : resolve(cwd, caRaw);
+  const caPem = caFile === undefined ? undefined : readCaFile(c, caFile, `${p}.ca_file`);
+
+  const idRaw = c.string(raw, 'server_spiffe_id', `${p}.server_spiffe_id`) || undefined;
+  let serverSpiffeId: string | undefined;
+  if (idRaw !== undefined) {
+    try {
+      serverSpiffeId = SpiffeId.fromString(idRaw).toString();
+    } catch (err) {
+      c.add(
+        `${p}.server_spiffe_id`,
+        `invalid SPIFFE ID: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    // A SPIFFE ID is only meaningful against the trust bundle: the system store does not issue SVIDs.
+    if (caRaw === undefined) c.add(`${p}.server_spiffe_id`, 'needs ca_file (the trust bundle)');
+  }
+
+  const attestations: RemoteAttestationInput[] = [];
+  const listRaw = raw.attestations;
+  const list = Array.isArray(listRaw) ? listRaw : isObject(listRaw) ? [listRaw] : undefined;
+  if (listRaw === undefined || listRaw === null) c.add(`${p}.attestations`, 'is required');
+  else if (list === undefined) c.add(`${p}.attestations`, `must be a list of objects, got ${kind(listRaw)}`);
+  else if (list.length === 0) c.add(`${p}.attestations`, 'must not be empty');
+  else if (list.length > MAX_ATTESTATIONS) {
+    c.add(`${p}.attestations`, `must hold at most ${MAX_ATTESTATIONS} attestations, got ${list.length}`);
+  }
+  const types = new Set<string>();
+  list?.forEach((entry, i) => {
+    const ap = `${p}.attestations[${i}]`;
+    if (!isObject(entry)) {
+      c.add(ap, `must be an object, got ${kind(entry)}`);
+      return;
+    }
+    c.unknownKeys(entry, ATTESTATION_KEYS, `${ap}.`);
+    const type = c.string(entry, 'type', `${ap}.type`);
+    if (type === undefined || type === '') c.add(`${ap}.type`, 'is required');
+    else if (types.has(type)) c.add(`${ap}.type`, `${JSON.stringify(type)} is given twice`);
+    else types.add(type);
+    const file = c.string(entry, 'token_file', `${ap}.token_file`);
+    const envName = c.string(entry, 'token_env', `${ap}.token_env`);
+    const command = c.string(entry, 'token_command', `${ap}.token_command`);
+    const given = [
+      ['token_file', file],
+      ['token_env', envName],
+      ['token_command', command],
+    ].filter(([, v]) => v !== undefined);
+    if (given.length !== 1) {
+      c.add(
+        ap,
+        given.length === 0
+          ? 'needs one of token_file, token_env or token_command'
+          : `takes only one of token_file, token_env or token_command, got ${given.map(([k]) => k).join(' and ')}`,
+      );
+      return;
+    }
+    let token: TokenLocation | undefined;
+    if (file !== undefined) {
+      if (file === '') c.add(`${ap}.token_file`, 'must not be empty');
+      else token = { kind: 'file', path: resolve(cwd, file) };
+    } else if (envName !== undefined) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envName)) {
+        c.add(`${ap}.token_env`, `must be an environment variable name, got ${JSON.stringify(envName)}`);
+      } else token = { kind: 'env', name: envName };
+    } else if (command !== undefined) {
+      if (command.trim() === '') c.add(`${ap}.token_command`, 'must not be empty');
+      else token = { kind: 'command', command };
+    }
+    if (type && token) attestations.push({ type, token });
+  });
+  if (c.issues.length > before || address === undefined) return undefined;
+  return { serverAddress: address, caFile, caPem, serverSpiffeId, attestations };
+}
+
 /**
  * Validates a raw configuration object (as parsed from YAML, JSON or HCL) into a {@link HelperConfig}.
  * Every problem is collected, each named by its key; unknown keys are errors.
@@ -308,10 +487,21 @@ export function validateHelperConfig(raw: unknown, options: ValidateOptions = {}
   c.unknownKeys(raw, TOP_KEYS, '');
   const env = options.env ?? process.env;
 
-  // Address: key, then SPIFFE_ENDPOINT_SOCKET, then the Tessera agent's default socket.
+  const cwd = options.cwd ?? process.cwd();
+  const remoteRaw = raw.remote_attestation;
+  const remoteAttestation =
+    remoteRaw === undefined || remoteRaw === null ? undefined : remoteConfig(c, remoteRaw, cwd);
+  const remoteSet = remoteRaw !== undefined && remoteRaw !== null;
+
+  // Address: key, then SPIFFE_ENDPOINT_SOCKET, then the Tessera agent's default socket; none in remote mode.
   const addrRaw = c.string(raw, 'agent_address', 'agent_address');
   let agentAddress: string | undefined;
-  if (addrRaw !== undefined && addrRaw !== '') agentAddress = normalizeAddress(c, addrRaw, 'agent_address');
+  if (remoteSet) {
+    if (addrRaw !== undefined && addrRaw !== '') {
+      c.add('agent_address', 'must not be set with remote_attestation (the helper uses one or the other)');
+    }
+  } else if (addrRaw !== undefined && addrRaw !== '')
+    agentAddress = normalizeAddress(c, addrRaw, 'agent_address');
   else if (env.SPIFFE_ENDPOINT_SOCKET)
     agentAddress = normalizeAddress(c, env.SPIFFE_ENDPOINT_SOCKET, 'SPIFFE_ENDPOINT_SOCKET (environment)');
   else agentAddress = DEFAULT_AGENT_ADDRESS;
@@ -346,7 +536,7 @@ export function validateHelperConfig(raw: unknown, options: ValidateOptions = {}
     c.add('renew_signal', 'must be set when pid_file_name is set');
   }
 
-  const certDir = resolve(options.cwd ?? process.cwd(), c.string(raw, 'cert_dir', 'cert_dir') ?? '');
+  const certDir = resolve(cwd, c.string(raw, 'cert_dir', 'cert_dir') ?? '');
   const file = (key: string): string | undefined => {
     const v = c.string(raw, key, key);
     return v === undefined || v === '' ? undefined : resolve(certDir, v);
@@ -482,12 +672,24 @@ export function validateHelperConfig(raw: unknown, options: ValidateOptions = {}
     false,
   );
 
+  if (remoteSet) {
+    // The serverless API issues one identity and serves only the trust domain's own bundle.
+    if (hint !== '') c.add('hint', 'is not used with remote_attestation (the server issues one identity)');
+    if (includeFederatedDomains) {
+      c.add(
+        'include_federated_domains',
+        'is not available with remote_attestation (the serverless API serves only the own trust domain bundle)',
+      );
+    }
+  }
+
   if (c.issues.length > 0) throw new HelperConfigError(c.issues);
   return {
-    agentAddress: agentAddress!,
+    agentAddress,
+    remoteAttestation,
     cmd,
     cmdArgs,
-    pidFileName: pidFileName === undefined ? undefined : resolve(options.cwd ?? process.cwd(), pidFileName),
+    pidFileName: pidFileName === undefined ? undefined : resolve(cwd, pidFileName),
     renewSignal,
     certDir,
     x509,
