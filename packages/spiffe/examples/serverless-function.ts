@@ -9,9 +9,14 @@
  *   SVID; then `TESSERA_SERVERLESS_SERVER_ID`, e.g. `spiffe://example.org/spire/server`, is checked too).
  * - `ATTESTATION_TYPE` (`gcp_iit`, `aws_token`, `azure_msi`) and how to get a token: on Google Cloud the metadata
  *   server (`http://metadata/computeMetadata/v1/instance/service-accounts/default/identity?audience=…&format=full`),
- *   on AWS `sts:GetWebIdentityToken`, on Azure the managed identity endpoint. Here: `ATTESTATION_TOKEN_COMMAND`,
- *   a shell command that prints a fresh token (each token is accepted once).
+ *   on AWS `sts:GetWebIdentityToken`, on Azure the managed identity endpoint. Here one of:
+ *   `ATTESTATION_TOKEN_FILE`, a file holding the token (re-read before every attestation: a platform that
+ *   refreshes a projected token file), or `ATTESTATION_TOKEN_COMMAND`, a shell command that prints a fresh token.
+ *   The server accepts each token once, so re-attestation needs a new one.
  * - `TARGET_URL` and `TARGET_ID`: the mTLS service to call and the SPIFFE ID it must present.
+ *
+ * It prints `identity: <its SPIFFE ID>` and then `<HTTP status> <response body>`; it exits 1 on any failure
+ * (attestation denied, the service not presenting `TARGET_ID`, …).
  *
  * Run: `node packages/spiffe/examples/dist/serverless-function.js`
  */
@@ -28,11 +33,15 @@ function env(name: string): string {
   return v;
 }
 
-/** A fresh platform token per request. */
+/** A fresh platform token per request: the token file read again, or the token command run again. */
 function attestations(): Attestation[] {
-  const token = execFileSync('/bin/sh', ['-c', env('ATTESTATION_TOKEN_COMMAND')], {
-    encoding: 'utf8',
-  }).trim();
+  const file = process.env.ATTESTATION_TOKEN_FILE;
+  const token = (
+    file !== undefined && file !== ''
+      ? readFileSync(file, 'utf8')
+      : execFileSync('/bin/sh', ['-c', env('ATTESTATION_TOKEN_COMMAND')], { encoding: 'utf8' })
+  ).trim();
+  if (token === '') throw new Error('the platform gave no identity token');
   return [{ type: env('ATTESTATION_TYPE'), evidence: token }];
 }
 
@@ -51,17 +60,22 @@ export async function handler(): Promise<string> {
   const agent = createSpiffeHttpsAgent(() =>
     mtlsClientOptions(source, source, authorizeId(SpiffeId.fromString(env('TARGET_ID')))),
   );
-  return new Promise((resolve, reject) => {
-    https
-      .get(env('TARGET_URL'), { agent }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => {
-          body += c.toString();
-        });
-        res.on('end', () => resolve(`${res.statusCode} ${body}`));
-      })
-      .on('error', reject);
-  });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      https
+        .get(env('TARGET_URL'), { agent }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on('end', () => resolve(`${res.statusCode} ${body}`));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+  } finally {
+    agent.destroy();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
