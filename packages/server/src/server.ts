@@ -23,6 +23,7 @@ import type { ApiContext } from './api/context.js';
 import { createEntryService } from './api/entry/v1/service.js';
 import { createLocalAuthorityService } from './api/localauthority/v1/service.js';
 import { Authenticator, ConnectionRegistry, createAuthInterceptor } from './api/middleware/auth.js';
+import { createMetricsInterceptor, createServerMetrics } from './api/middleware/metrics.js';
 import { RateLimiter } from './api/middleware/rate-limit.js';
 import { createSvidService } from './api/svid/v1/service.js';
 import { createSyncService } from './api/sync/v1/service.js';
@@ -59,6 +60,8 @@ export interface StartServerOptions {
   readonly bindPort?: number;
   /** Overrides of the bundle endpoint port (tests use 0). */
   readonly bundleEndpointPort?: number;
+  /** Clock of the attestation and signing rate limiters in milliseconds (default `Date.now`; tests freeze it). */
+  readonly rateLimitNowMs?: () => number;
   /** Deadline of one AttestAgent exchange in milliseconds (default 30 s; tests shorten it). */
   readonly attestationTimeoutMs?: number;
 }
@@ -192,18 +195,27 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       now,
       defaultX509SvidTtl: config.defaultX509SvidTtl.seconds,
       defaultJwtSvidTtl: config.defaultJwtSvidTtl.seconds,
-      signingLimiter: new RateLimiter({ perSecond: config.rateLimit.signing }),
+      signingLimiter: new RateLimiter({
+        perSecond: config.rateLimit.signing,
+        ...(opts.rateLimitNowMs === undefined ? {} : { nowMs: opts.rateLimitNowMs }),
+      }),
       ...(opts.attestationTimeoutMs === undefined ? {} : { attestationTimeoutMs: opts.attestationTimeoutMs }),
       log: apiLog,
     };
+    const metrics = createServerMetrics();
     const grpcServer = new GrpcServer({
       // Resource limits: request size (the agent's largest batch of CSRs fits well) and streams per connection.
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       'grpc.max_concurrent_streams': 1024,
+      // The metrics interceptor comes first: grpc-js wraps in order, so it sees the auth interceptor's denials.
       interceptors: [
+        createMetricsInterceptor({ metrics, attestorTypes: new Set(attestors.keys()) }),
         createAuthInterceptor({
           authenticator,
-          attestationLimiter: new RateLimiter({ perSecond: config.rateLimit.attestation }),
+          attestationLimiter: new RateLimiter({
+            perSecond: config.rateLimit.attestation,
+            ...(opts.rateLimitNowMs === undefined ? {} : { nowMs: opts.rateLimitNowMs }),
+          }),
           ...(config.auditLogEnabled ? { audit: log.child({ subsystem: 'audit' }) } : {}),
         }),
       ],
@@ -279,16 +291,44 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     const ready = () => !closing;
     let healthPort: number | undefined;
     let metricsPort: number | undefined;
-    const metricsText = () =>
-      [
-        '# TYPE tessera_server_entries gauge',
-        `tessera_server_entries ${index.entryCount}`,
-        '# TYPE tessera_server_event_sequence gauge',
-        `tessera_server_event_sequence ${index.sequence}`,
-        '# TYPE tessera_server_connections gauge',
-        `tessera_server_connections ${registry.size}`,
-        '',
-      ].join('\n');
+    const reg = metrics.registry;
+    const entriesGauge = reg.gauge('tessera_server_entries', 'Registration entries in the entry index');
+    const agentsGauge = reg.gauge(
+      'tessera_server_agents',
+      'Attested agents in the entry index (banned included)',
+    );
+    const sequenceGauge = reg.gauge(
+      'tessera_server_event_sequence',
+      'Last datastore event applied to the index',
+    );
+    const connectionsGauge = reg.gauge(
+      'tessera_server_connections',
+      'Open API connections (TCP and admin socket)',
+    );
+    const expiryGauge = reg.gauge(
+      'tessera_server_authority_expiry_timestamp_seconds',
+      'Expiry (Unix time) of each local X.509 and JWT authority, by kind and status (active, prepared, old)',
+      { labelNames: ['kind', 'status', 'authority_id'] },
+    );
+    reg.onCollect(() => {
+      entriesGauge.set(undefined, index.entryCount);
+      agentsGauge.set(undefined, index.nodeCount);
+      sequenceGauge.set(undefined, index.sequence);
+      connectionsGauge.set(undefined, registry.size);
+      expiryGauge.reset();
+      for (const kind of ['x509', 'jwt'] as const) {
+        const st = ca.showAuthorities(kind);
+        const all = [st.active, st.prepared, ...st.old];
+        for (const a of all) {
+          if (a === undefined) continue;
+          expiryGauge.set(
+            { kind, status: a.status, authority_id: a.authorityId },
+            Math.floor(a.notAfter.getTime() / 1000),
+          );
+        }
+      }
+    });
+    const metricsText = () => reg.render();
     if (config.healthChecks.listenerEnabled) {
       const h = await startHealthServer({
         bindAddress: config.healthChecks.bindAddress,

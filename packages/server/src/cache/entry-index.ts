@@ -241,6 +241,11 @@ export class EntryIndex {
     return this.#entries.size;
   }
 
+  /** Number of attested nodes held (banned ones included). */
+  get nodeCount(): number {
+    return this.#nodes.size;
+  }
+
   /** The entry with this ID, if held. */
   entry(id: string): RegistrationEntry | undefined {
     return this.#entries.get(id);

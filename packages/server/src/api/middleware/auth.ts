@@ -260,11 +260,32 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
   return (method, call) => {
     const access = accessOf(method.path);
     let caller: Caller | undefined;
+    let audited = false;
+    const auditStatus = (st: PartialStatusObject) => {
+      if (audit === undefined || audited || !(access === 'admin' || caller?.kind === 'admin')) return;
+      audited = true;
+      audit.info(
+        {
+          audit: true,
+          method: method.path,
+          caller_id: callerLabel(caller),
+          caller_address: caller?.address ?? 'unknown',
+          status: status[st.code],
+          ...(st.code === status.OK ? {} : { status_message: st.details ?? '' }),
+        },
+        'API accessed',
+      );
+    };
+    // Denials are sent straight to the transport (not through this interceptor's responder): audit them here.
+    const deny = (st: PartialStatusObject & { metadata: Metadata }) => {
+      auditStatus(st);
+      call.sendStatus(st);
+    };
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata: Metadata, next: (m: Metadata) => void) => {
         caller = authenticator.callerOf(call);
         if (caller === undefined) {
-          call.sendStatus({
+          deny({
             code: status.PERMISSION_DENIED,
             details: 'authorization denied: unknown connection',
             metadata,
@@ -273,7 +294,7 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
         }
         if (!permitted(access, caller)) {
           const d = denial(access, caller);
-          call.sendStatus({ ...d, metadata });
+          deny({ ...d, metadata });
           return;
         }
         if (
@@ -281,7 +302,7 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
           attestationLimiter !== undefined &&
           !attestationLimiter.take(caller.address)
         ) {
-          call.sendStatus({
+          deny({
             code: status.RESOURCE_EXHAUSTED,
             details: 'rate limit exceeded: too many attestations',
             metadata,
@@ -294,19 +315,7 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
     const responder = new ResponderBuilder()
       .withStart((next) => next(listener))
       .withSendStatus((st: PartialStatusObject, next: (s: PartialStatusObject) => void) => {
-        if (audit !== undefined && (access === 'admin' || caller?.kind === 'admin')) {
-          audit.info(
-            {
-              audit: true,
-              method: method.path,
-              caller_id: callerLabel(caller),
-              caller_address: caller?.address ?? 'unknown',
-              status: status[st.code],
-              ...(st.code === status.OK ? {} : { status_message: st.details ?? '' }),
-            },
-            'API accessed',
-          );
-        }
+        auditStatus(st);
         next(st);
       })
       .build();
