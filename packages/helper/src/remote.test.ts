@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestCa } from '@tessera/testing';
-import { HelperConfigError, validateHelperConfig } from './config/config.js';
+import { HelperConfigError, parseConfigText, validateHelperConfig } from './config/config.js';
 import { createRemoteClient, readAttestations } from './remote.js';
 
 const cwd = '/work';
@@ -76,6 +76,31 @@ describe('remote_attestation configuration', () => {
     );
     assert.equal(c.remoteAttestation?.caPem, undefined);
     assert.equal(c.remoteAttestation?.attestations.length, 1);
+  });
+
+  it('reads the block from spiffe-helper style HCL, repeated attestations blocks forming the list', () => {
+    const raw = parseConfigText(
+      `svid_file_name = "a.pem"
+svid_key_file_name = "k.pem"
+svid_bundle_file_name = "b.pem"
+remote_attestation {
+  server_address = "https://s.example.org:8444"
+  attestations {
+    type = "gcp_iit"
+    token_env = "T"
+  }
+  attestations {
+    type = "aws_token"
+    token_file = "/t"
+  }
+}`,
+      'hcl',
+    );
+    const c = validateHelperConfig(raw, { format: 'hcl', env: {}, cwd });
+    assert.deepEqual(c.remoteAttestation?.attestations, [
+      { type: 'gcp_iit', token: { kind: 'env', name: 'T' } },
+      { type: 'aws_token', token: { kind: 'file', path: '/t' } },
+    ]);
   });
 
   const good = {
