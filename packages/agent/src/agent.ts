@@ -24,7 +24,12 @@ import {
   type WorkloadAttestorPlugin,
 } from './attestor/workload/index.js';
 import { type AgentConfig, redactAgentConfig } from './config/index.js';
-import { createWorkloadEndpoints, type WorkloadEndpoints } from './endpoints/index.js';
+import {
+  createCallMetricsInterceptor,
+  createWorkloadEndpoints,
+  type EndpointsAttestor,
+  type WorkloadEndpoints,
+} from './endpoints/index.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
 import { preparePrivateSocketDir, preparePublicSocketDir, removeStaleSocket } from './socket-dir.js';
@@ -65,6 +70,79 @@ function nodeAttestorOf(config: AgentConfig): AgentNodeAttestor {
   }
   if (a.token === undefined) throw new TypeError('agent: join_token attestation needs join_token');
   return createJoinTokenAttestor(a.token);
+}
+
+/**
+ * Registers the agent's event metrics (besides the cache-size gauges refreshed on collect): Workload API and
+ * SDS calls by RPC and status code, open streams, workload SVIDs issued and rotated, sync latency, node and
+ * workload attestation failures. Returns the hooks that feed them.
+ */
+function registerAgentMetrics(metrics: MetricsRegistry) {
+  const calls = metrics.counter(
+    'tessera_agent_workload_api_calls_total',
+    'Workload API and SDS calls ended, by service, method and gRPC status code',
+    { labelNames: ['service', 'method', 'code'] },
+  );
+  const callSeconds = metrics.histogram(
+    'tessera_agent_workload_api_unary_call_duration_seconds',
+    'Duration of unary Workload API calls (FetchJWTSVID, ValidateJWTSVID, FetchSecrets)',
+    { labelNames: ['service', 'method'] },
+  );
+  const streams = metrics.gauge(
+    'tessera_agent_workload_api_open_streams',
+    'Open Workload API and SDS streams, by service and method',
+    { labelNames: ['service', 'method'] },
+  );
+  const x509Issued = metrics.counter(
+    'tessera_agent_x509_svids_issued_total',
+    'Workload X509-SVIDs issued by the server, by reason (new entry or rotation of a cached SVID)',
+    { labelNames: ['reason'] },
+  );
+  const jwtIssued = metrics.counter(
+    'tessera_agent_jwt_svids_issued_total',
+    'Workload JWT-SVIDs minted by the server (cache misses)',
+  );
+  const syncSeconds = metrics.histogram(
+    'tessera_agent_sync_duration_seconds',
+    'Duration of syncs with the server, by kind (entries, bundles) and result',
+    { labelNames: ['kind', 'result'] },
+  );
+  const nodeAttestations = metrics.counter(
+    'tessera_agent_node_attestations_total',
+    'Node attestations and agent SVID renewals, by kind (attest, renew) and result',
+    { labelNames: ['kind', 'result'] },
+  );
+  const workloadAttestationFailures = metrics.counter(
+    'tessera_agent_workload_attestation_failures_total',
+    'Workload API callers that could not be attested',
+  );
+  // Unlabelled counters are exported from the start (0), so a scrape shows them before the first event.
+  jwtIssued.inc(undefined, 0);
+  workloadAttestationFailures.inc(undefined, 0);
+  const result = (ok: boolean) => (ok ? 'success' : 'failure');
+  return {
+    workloadAttestationFailures,
+    callInterceptor: createCallMetricsInterceptor({
+      streamOpened: (n) => streams.inc({ service: n.service, method: n.method }),
+      streamClosed: (n) => streams.dec({ service: n.service, method: n.method }),
+      callEnded: (n, code, seconds) => {
+        calls.inc({ service: n.service, method: n.method, code });
+        if (n.method === 'FetchJWTSVID' || n.method === 'ValidateJWTSVID' || n.method === 'FetchSecrets')
+          callSeconds.observe({ service: n.service, method: n.method }, seconds);
+      },
+    }),
+    manager: {
+      x509SvidsIssued: (fresh: number, rotated: number) => {
+        if (fresh > 0) x509Issued.inc({ reason: 'new' }, fresh);
+        if (rotated > 0) x509Issued.inc({ reason: 'rotation' }, rotated);
+      },
+      jwtSvidIssued: () => jwtIssued.inc(),
+      synced: (kind: 'entries' | 'bundles', seconds: number, ok: boolean) =>
+        syncSeconds.observe({ kind, result: result(ok) }, seconds),
+      nodeAttestation: (kind: 'attest' | 'renew', ok: boolean) =>
+        nodeAttestations.inc({ kind, result: result(ok) }),
+    },
+  };
 }
 
 /** Serves `/live`, `/ready` and `/metrics` over HTTP on the admin Unix socket (local-only, dir 0700). */
@@ -122,6 +200,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   // Refuse a shared admin socket directory before attesting or serving anything.
   await preparePrivateSocketDir(config.adminSocketPath);
   const metrics = new MetricsRegistry();
+  const counters = registerAgentMetrics(metrics);
   const storage = new AgentStorage(resolve(config.dataDir));
   let endpoints: WorkloadEndpoints | undefined;
   let stopping: Promise<void> | undefined;
@@ -139,6 +218,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       ? {}
       : { availabilityTargetMs: config.availabilityTarget.milliseconds }),
     logger: log.child({ subsystem: 'manager' }),
+    metrics: counters.manager,
     onFatal: (err) => {
       if (stopRef === undefined) return; // during start: start() throws it
       void stopRef(0).finally(() => opts.onFatal?.(err));
@@ -190,7 +270,17 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     }),
   ];
   if (config.workloadAttestors.docker !== undefined) plugins.push(createDockerAttestor());
-  const attestor = createWorkloadAttestor({ plugins });
+  const combined = createWorkloadAttestor({ plugins });
+  const attestor: EndpointsAttestor = {
+    attest: async (peer) => {
+      try {
+        return await combined.attest(peer);
+      } catch (err) {
+        counters.workloadAttestationFailures.inc();
+        throw err;
+      }
+    },
+  };
 
   await preparePublicSocketDir(config.socketPath);
   const eps = createWorkloadEndpoints({
@@ -200,6 +290,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     logger: log.child({ subsystem: 'endpoints' }),
     sds: { ...config.sds },
     allowedForeignJwtClaims: config.allowedForeignJwtClaims,
+    interceptors: [counters.callInterceptor],
   });
   endpoints = eps;
   await eps.start();

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ChannelOptions, Server } from '@grpc/grpc-js';
+import { type ChannelOptions, Server, type ServerInterceptor } from '@grpc/grpc-js';
 import { SpiffeWorkloadAPIService } from '@tessera/spiffe/workloadapi';
 import type { WorkloadSelector } from '../attestor/workload/workload-attestor.js';
 import type { WorkloadIdentityProvider } from '../manager/provider.js';
@@ -53,6 +53,8 @@ export interface WorkloadEndpointsConfig {
   readonly peerReader?: PeerCredentialReader;
   /** Largest request message accepted, in bytes (default 1 MiB); larger ones get `ResourceExhausted`. */
   readonly maxReceiveMessageBytes?: number;
+  /** grpc-js server interceptors run on every call (the agent's call metrics); default none. */
+  readonly interceptors?: readonly ServerInterceptor[];
 }
 
 /** The running endpoints. */
@@ -102,7 +104,12 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
     if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');
     return config.attestors.attest(peer);
   };
-  const grpcServer = new Server(serverOptions(maxReceive));
+  const grpcServer = new Server({
+    ...serverOptions(maxReceive),
+    ...(config.interceptors === undefined || config.interceptors.length === 0
+      ? {}
+      : { interceptors: [...config.interceptors] }),
+  });
   grpcServer.addService(
     SpiffeWorkloadAPIService,
     createWorkloadApiHandlers({

@@ -10,6 +10,13 @@ export {
   type WorkloadEndpointsConfig,
 } from './endpoints.js';
 export {
+  type CallMetricsHooks,
+  type CallName,
+  callNameOf,
+  createCallMetricsInterceptor,
+  statusName,
+} from './metrics.js';
+export {
   buildSecrets,
   createSdsHandlers,
   type SdsHandlerOptions,

@@ -8,6 +8,7 @@ export {
   type IdentityManagerConfig,
   loadBootstrapBundle,
   type ManagerLogger,
+  type ManagerMetrics,
   type ManagerServerClient,
 } from './manager.js';
 export type {

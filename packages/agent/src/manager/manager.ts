@@ -60,6 +60,21 @@ export type ManagerServerClient = Pick<
   | 'close'
 >;
 
+/**
+ * Hooks the manager calls for its metrics (the agent turns them into Prometheus counters and histograms).
+ * Every method is optional and must not throw.
+ */
+export interface ManagerMetrics {
+  /** Workload X509-SVIDs were issued: `fresh` for entries without one, `rotated` replacing a cached one. */
+  x509SvidsIssued?(fresh: number, rotated: number): void;
+  /** A workload JWT-SVID was minted by the server (not served from the cache). */
+  jwtSvidIssued?(): void;
+  /** A sync with the server ended (`ok` false when it failed), after `seconds`. */
+  synced?(kind: 'entries' | 'bundles', seconds: number, ok: boolean): void;
+  /** A node attestation (first or re-attestation) or an agent SVID renewal ended. */
+  nodeAttestation?(kind: 'attest' | 'renew', ok: boolean): void;
+}
+
 /** Options of {@link IdentityManager}. */
 export interface IdentityManagerConfig {
   readonly trustDomain: TrustDomain;
@@ -92,6 +107,8 @@ export interface IdentityManagerConfig {
   readonly clientFactory?: (config: ServerClientConfig) => ManagerServerClient;
   /** Fetches `trust_bundle_url` (tests); default global fetch. */
   readonly fetch?: (url: URL) => Promise<string>;
+  /** Metric hooks; default none. */
+  readonly metrics?: ManagerMetrics;
 }
 
 interface CachedEntry {
@@ -113,7 +130,10 @@ interface CachedSvid {
   readonly entryId: string;
   readonly entryRevision: bigint;
   readonly spiffeId: string;
-  readonly chain: readonly X509Certificate[];
+  /**
+   * DER certificates, leaf first: views into `wire.chainDer` (no second copy). X509Certificate objects are
+   * not kept (about 3.6 KB of native memory each): they are parsed again on the rare bundle checks.
+   */
   readonly chainDers: readonly Buffer[];
   readonly keyDer: Buffer;
   readonly notBeforeMs: number;
@@ -145,6 +165,7 @@ interface Group {
 }
 
 const selectorKey = (s: WorkloadSelector): string => `${s.type}:${s.value}`;
+const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d) => new X509Certificate(d));
 const ISSUE_BATCH = 500;
 const DEFAULT_TTL_S = 3600;
 
@@ -406,12 +427,13 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     if (this.#client === undefined) this.#openClient();
     if (!this.#watchUp && this.#watch === undefined && nowMs >= this.#watchRetryAtMs) this.#startWatch();
     if (nowMs - this.#lastBundleSyncMs >= this.#pollMs)
-      await this.#guard('bundle sync', () => this.#syncBundles());
+      await this.#timed('bundles', () => this.#guard('bundle sync', () => this.#syncBundles()));
     const entriesDue =
       this.#entriesDirty ||
       (!this.#watchUp && nowMs - this.#lastEntrySyncMs >= this.#pollMs) ||
       nowMs - this.#lastEntrySyncMs >= this.#resyncMs;
-    if (entriesDue && !this.#stopped) await this.#guard('entry sync', () => this.#syncEntries());
+    if (entriesDue && !this.#stopped)
+      await this.#timed('entries', () => this.#guard('entry sync', () => this.#syncEntries()));
     if (this.#stopped) return;
     this.#dropExpired(nowMs);
     if (nowMs >= this.#issueBackoffUntilMs) {
@@ -419,6 +441,18 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (!ok) this.#issueBackoffUntilMs = nowMs + Math.min(this.#pollMs, 5000);
     }
     this.#pruneJwt(nowMs);
+  }
+
+  /** Runs a guarded sync step and reports its duration (monotonic clock) to the metric hooks. */
+  async #timed(kind: 'entries' | 'bundles', step: () => Promise<boolean>): Promise<void> {
+    const hook = this.#cfg.metrics?.synced;
+    if (hook === undefined) {
+      await step();
+      return;
+    }
+    const start = performance.now();
+    const ok = await step();
+    hook(kind, (performance.now() - start) / 1000, ok);
   }
 
   /** Runs a server step; handles ban/eviction; returns false when it failed. */
@@ -655,6 +689,16 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   }
 
   async #attest(): Promise<void> {
+    try {
+      await this.#attestOnce();
+      this.#cfg.metrics?.nodeAttestation?.('attest', true);
+    } catch (err) {
+      this.#cfg.metrics?.nodeAttestation?.('attest', false);
+      throw err;
+    }
+  }
+
+  async #attestOnce(): Promise<void> {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const csr = buildCsr(privateKey);
     const client = this.#newClient(this.#clientConfig());
@@ -718,7 +762,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     const to = parseTime(leaf.validTo);
     if (nowMs < from + (to - from) / 2) return;
     const client = this.#client;
-    await this.#guard('agent renewal', async () => {
+    const ok = await this.#guard('agent renewal', async () => {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const renewed = this.#agentSvidFrom(await client.renewAgent(buildCsr(privateKey)), privateKey);
       if (!renewed.id.equals(svid.id)) {
@@ -733,6 +777,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       this.#openClient();
       this.#log.info({ spiffe_id: renewed.id.toString() }, 'Agent SVID renewed');
     });
+    this.#cfg.metrics?.nodeAttestation?.('renew', ok);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -980,12 +1025,17 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         ? notAfterMs - target
         : startMs + ttl * (0.5 - 0.1 * this.#random());
     const chainDer = Buffer.concat(chainDers);
+    const views: Buffer[] = [];
+    let at = 0;
+    for (const d of chainDers) {
+      views.push(chainDer.subarray(at, at + d.length));
+      at += d.length;
+    }
     return {
       entryId: entry.id,
       entryRevision: revision,
       spiffeId: entry.spiffeId,
-      chain,
-      chainDers: [...chainDers],
+      chainDers: views,
       keyDer,
       notBeforeMs,
       notAfterMs,
@@ -1005,8 +1055,9 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
 
   #isTainted(s: CachedSvid): boolean {
     if (this.#tainted.size === 0) return false;
-    for (const c of s.chain) if (this.#tainted.has(c.fingerprint256)) return true;
-    const top = s.chain[s.chain.length - 1] as X509Certificate;
+    const chain = certificatesOf(s);
+    for (const c of chain) if (this.#tainted.has(c.fingerprint256)) return true;
+    const top = chain[chain.length - 1] as X509Certificate;
     const bundle = this.#bundle;
     if (bundle === undefined) return false;
     for (const a of bundle.x509Authorities()) {
@@ -1021,7 +1072,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     if (s.checkedGen !== this.#bundleGen) {
       s.checkedGen = this.#bundleGen;
       try {
-        verifyX509SvidSync(s.chain, this.#requireBundle(), { now: new Date(nowMs) });
+        verifyX509SvidSync(certificatesOf(s), this.#requireBundle(), { now: new Date(nowMs) });
       } catch {
         s.stale = true;
         return true;
@@ -1107,6 +1158,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     const results = await client.batchNewX509Svid(params);
     const nowMs = this.#now().getTime();
     let failures = 0;
+    let fresh = 0;
+    let rotated = 0;
     for (const [i, r] of results.entries()) {
       const entry = batch[i] as CachedEntry;
       if (this.#entries.get(entry.id) !== entry) continue; // changed meanwhile; next round handles it
@@ -1131,7 +1184,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
           nowMs,
           nowMs,
         );
-        this.#svids.delete(entry.id);
+        if (this.#svids.delete(entry.id)) rotated++;
+        else fresh++;
         this.#svids.set(entry.id, s);
       } catch (err) {
         failures++;
@@ -1139,6 +1193,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       }
     }
     this.#log.debug({ issued: batch.length - failures, failed: failures }, 'Workload SVIDs issued');
+    if (fresh + rotated > 0) this.#cfg.metrics?.x509SvidsIssued?.(fresh, rotated);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -1281,6 +1336,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         if (client === undefined)
           throw new SpiffeError('ERR_WORKLOADAPI_UNAVAILABLE', 'agent: not connected to the server');
         const j = await client.newJwtSvid(e.id, audience);
+        this.#cfg.metrics?.jwtSvidIssued?.();
         const svid: WorkloadJwtSvid = { spiffeId: e.spiffeId, token: j.token, hint: e.hint };
         const iat = Number(j.issuedAt) * 1000;
         const exp = Number(j.expiresAt) * 1000;
