@@ -15,6 +15,7 @@ import {
   type Bundle,
   BundleService,
   type Entry,
+  type EntryMask,
   EntryService,
   type JWTSVID,
   makeClient,
@@ -99,6 +100,24 @@ function channelCredentials(config: ServerClientConfig): ChannelCredentials {
     authorizeId(serverIdOf(config.trustDomain)),
   );
 }
+
+/** The entry fields the agent uses (IdentityManager), asked for in `GetAuthorizedEntries`. */
+const AUTHORIZED_ENTRY_MASK: EntryMask = {
+  spiffeId: true,
+  parentId: false,
+  selectors: true,
+  x509SvidTtl: true,
+  federatesWith: true,
+  admin: false,
+  downstream: false,
+  expiresAt: false,
+  dnsNames: false,
+  revisionNumber: true,
+  storeSvid: true,
+  jwtSvidTtl: true,
+  hint: true,
+  createdAt: true,
+};
 
 /**
  * A client of the server's agent API. One instance uses one set of credentials: build a new one when the
@@ -197,10 +216,13 @@ export class ServerClient {
     return res.svid;
   }
 
-  /** The entries this agent is authorized for (`Entry/GetAuthorizedEntries`). */
+  /**
+   * The entries this agent is authorized for (`Entry/GetAuthorizedEntries`), with the fields the agent uses
+   * only (no parent ID, DNS names, admin/downstream flags or expiry: a smaller message to send and decode).
+   */
   async getAuthorizedEntries(): Promise<Entry[]> {
     const res = await this.#entry.getAuthorizedEntries(
-      { outputMask: undefined },
+      { outputMask: AUTHORIZED_ENTRY_MASK },
       { deadline: this.#deadline() },
     );
     return res.entries;
