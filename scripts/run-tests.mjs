@@ -3,7 +3,7 @@
 // Usage: node scripts/run-tests.mjs [filter]   (filter: substring of the file path)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const roots = ['packages', 'test'];
 const files = [];
@@ -23,6 +23,18 @@ function walk(dir, inDist) {
 }
 for (const r of roots) walk(r, false);
 const filter = process.argv[2];
+
+// Some suites run workloads as uid 65534 (setpriv) that load code from this checkout: warn when a directory
+// above it is closed to others, which makes those suites fail with ERR_MODULE_NOT_FOUND.
+for (let d = process.cwd(); d !== dirname(d); d = dirname(d)) {
+  if ((statSync(d).mode & 0o001) === 0) {
+    console.error(
+      `run-tests: warning: ${d} is not traversable by other users; tests that run workloads as another uid will ` +
+        `fail (chmod o+x each directory above the checkout, as .ci/run does)`,
+    );
+    break;
+  }
+}
 const selected = files.filter((f) => !filter || f.includes(filter)).sort();
 if (selected.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
