@@ -460,4 +460,31 @@ describe('IdentityManager', () => {
     await m.tick();
     assert.equal(ctx.server.calls.batchCsrs, issued + n);
   });
+
+  it('reports issuance, rotation, JWT minting, syncs and node attestation to its metric hooks', async () => {
+    const events: string[] = [];
+    const m = manager({
+      metrics: {
+        x509SvidsIssued: (fresh, rotated) => events.push(`x509 ${fresh}/${rotated}`),
+        jwtSvidIssued: () => events.push('jwt'),
+        synced: (kind, seconds, ok) => {
+          assert.ok(seconds >= 0 && seconds < 30);
+          events.push(`sync ${kind} ${ok}`);
+        },
+        nodeAttestation: (kind, ok) => events.push(`${kind} ${ok}`),
+      },
+    });
+    await m.start();
+    assert.deepEqual(events, ['attest true', 'sync bundles true', 'sync entries true', 'x509 2/0']);
+    events.length = 0;
+    await m.fetchJwtSvids([UID], ['aud']);
+    await m.fetchJwtSvids([UID], ['aud']); // cached: not minted again
+    ctx.t += 31 * 60_000; // past half of the 1 h TTLs: agent renewal, polls due, workload SVIDs rotated
+    await m.tick();
+    assert.deepEqual(events, ['jwt', 'renew true', 'sync bundles true', 'sync entries true', 'x509 0/2']);
+    events.length = 0;
+    ctx.server.stop(); // a failing sync is reported as such
+    await m.syncNow();
+    assert.ok(events.includes('sync bundles false'), events.join(', '));
+  });
 });
