@@ -268,6 +268,77 @@ describe('config schema', () => {
     );
   });
 
+  describe('checkFields', () => {
+    const s = object({ lo: integer(), hi: integer(), name: string() })
+      .checkFields(['lo', 'hi'], (v, r) => {
+        if (v.lo >= v.hi) r.error('must be below hi', ['lo']);
+      })
+      .check(() => {
+        throw new Error('a whole-value check must not run on an invalid section');
+      });
+    const cases: readonly {
+      name: string;
+      raw: Record<string, unknown>;
+      issues: readonly { path: string; message: RegExp }[];
+    }[] = [
+      {
+        name: 'runs beside an error in a field it does not read',
+        raw: { lo: 5, hi: 1, name: 7 },
+        issues: [
+          { path: 'name', message: /must be a string/ },
+          { path: 'lo', message: /^must be below hi$/ },
+        ],
+      },
+      {
+        name: 'runs beside an unknown key',
+        raw: { lo: 5, hi: 1, name: 'x', nmae: 'y' },
+        issues: [
+          { path: 'nmae', message: /unknown key "nmae"/ },
+          { path: 'lo', message: /^must be below hi$/ },
+        ],
+      },
+      {
+        name: 'is skipped when a field it reads is invalid',
+        raw: { lo: 5, hi: 'x', name: 7 },
+        issues: [
+          { path: 'hi', message: /must be an integer/ },
+          { path: 'name', message: /must be a string/ },
+        ],
+      },
+    ];
+    for (const tc of cases) {
+      it(tc.name, () => {
+        const r = validate(s, tc.raw);
+        assert.equal(r.ok, false);
+        assert.equal(r.issues.length, tc.issues.length, JSON.stringify(r.issues));
+        tc.issues.forEach((want, i) => {
+          assert.equal(r.issues[i]?.path, want.path);
+          assert.match(r.issues[i]?.message ?? '', want.message);
+          assert.equal(r.issues[i]?.severity, 'error');
+        });
+      });
+    }
+
+    it('runs with the whole-value checks when every field is valid', () => {
+      const ok = object({ lo: integer(), hi: integer() }).checkFields(['lo', 'hi'], (v, r) => {
+        if (v.lo >= v.hi) r.error('must be below hi', ['lo']);
+      });
+      assert.deepEqual(validate(ok, { lo: 1, hi: 2 }), { ok: true, value: { lo: 1, hi: 2 }, issues: [] });
+      const bad = validate(ok, { lo: 3, hi: 2 });
+      assert.deepEqual(bad, {
+        ok: false,
+        issues: [{ path: 'lo', message: 'must be below hi', severity: 'error' }],
+      });
+    });
+
+    it('refuses a schema that is not a section', () => {
+      assert.throws(() => integer().checkFields([], () => {}), {
+        name: 'TypeError',
+        message: /checkFields\(\) applies to object\(\) schemas only/,
+      });
+    });
+  });
+
   it('redacts secrets for logging and renders domain types as text', () => {
     const r = validate(schema, {
       trust_domain: 'example.org',

@@ -21,6 +21,24 @@ import { Duration, parseByteSize, parseFileMode } from './values.js';
 const INVALID: unique symbol = Symbol('config.invalid');
 type Invalid = typeof INVALID;
 
+/**
+ * What a section parser returns when some of its fields (or its keys) were invalid: the fields that did
+ * convert, and the properties that did not. Checks declared with `checkFields` still run on it when none of
+ * the fields they read is invalid; {@link runNode} then turns it into {@link INVALID}.
+ */
+class Partial {
+  constructor(
+    readonly value: Readonly<Record<string, unknown>>,
+    readonly invalid: ReadonlySet<string>,
+  ) {}
+}
+
+/** A check of a schema; `uses` lists the properties it reads, when declared with `checkFields`. */
+interface CheckSpec {
+  readonly fn: (value: unknown, report: CheckReport) => void;
+  readonly uses?: readonly string[];
+}
+
 /** State shared by one validation run. */
 export interface ParseContext {
   /** Issues found so far (appended to). */
@@ -56,7 +74,7 @@ interface NodeSpec {
   readonly absent: Absent;
   readonly description?: string;
   readonly secret: boolean;
-  readonly checks: readonly ((value: unknown, report: CheckReport) => void)[];
+  readonly checks: readonly CheckSpec[];
   readonly children?: SchemaChildren;
 }
 
@@ -165,7 +183,36 @@ export class Schema<T, O extends boolean = false> {
   check(fn: (value: T, report: CheckReport) => void): Schema<T, O> {
     return new Schema({
       ...this.#node,
-      checks: [...this.#node.checks, fn as (value: unknown, report: CheckReport) => void],
+      checks: [...this.#node.checks, { fn: fn as (value: unknown, report: CheckReport) => void }],
+    });
+  }
+
+  /**
+   * Adds a cross-field check of a section that reads only the properties `keys`. Unlike {@link Schema.check},
+   * it also runs when other fields of the section are invalid (or unknown keys are present), as long as none
+   * of `keys` is invalid, so that every problem is reported at once.
+   *
+   * @example
+   * ```ts
+   * object({ caTtl: duration(), svidTtl: duration(), logLevel: logLevelSchema() })
+   *   .checkFields(['caTtl', 'svidTtl'], (v, r) => {
+   *     if (v.svidTtl.compare(v.caTtl) >= 0) r.error('must be shorter than ca_ttl', ['svid_ttl']);
+   *   });
+   * ```
+   */
+  checkFields<K extends keyof T & string>(
+    keys: readonly K[],
+    fn: (value: Pick<T, K>, report: CheckReport) => void,
+  ): Schema<T, O> {
+    if (this.#node.children?.kind !== 'object') {
+      throw new TypeError('config: checkFields() applies to object() schemas only');
+    }
+    return new Schema({
+      ...this.#node,
+      checks: [
+        ...this.#node.checks,
+        { fn: fn as (value: unknown, report: CheckReport) => void, uses: [...keys] },
+      ],
     });
   }
 
@@ -241,13 +288,21 @@ function runNode(
   ctx: ParseContext,
 ): unknown {
   const v = node.parse(value, path, ctx, node);
-  if (v === INVALID || node.checks.length === 0) return v;
-  const before = ctx.issues.filter((i) => i.severity === 'error').length;
+  if (v === INVALID) return v;
   const r: CheckReport = {
     error: (message, sub = []) => report(ctx, [...path, ...sub], 'error', message),
     warn: (message, sub = []) => report(ctx, [...path, ...sub], 'warning', message),
   };
-  for (const check of node.checks) check(v, r);
+  if (v instanceof Partial) {
+    // Some fields are invalid: run only the checks whose declared fields all converted.
+    for (const check of node.checks) {
+      if (check.uses?.every((k) => !v.invalid.has(k)) === true) check.fn(v.value, r);
+    }
+    return INVALID;
+  }
+  if (node.checks.length === 0) return v;
+  const before = ctx.issues.filter((i) => i.severity === 'error').length;
+  for (const check of node.checks) check.fn(v, r);
   return ctx.issues.filter((i) => i.severity === 'error').length > before ? INVALID : v;
 }
 
@@ -746,16 +801,18 @@ export function object<F extends Record<string, AnySchema>>(
         report(ctx, path, 'error', `must be a section (a mapping of keys to values), got ${show(v, node)}`);
         return INVALID;
       }
-      let bad = reportUnknownKeys(v, known, path, ctx, 'keys');
+      const bad = reportUnknownKeys(v, known, path, ctx, 'keys');
       const out: Record<string, unknown> = {};
+      const invalid = new Set<string>();
       for (const f of list) {
         const raw = Object.hasOwn(v, f.key) ? v[f.key] : undefined;
         const p = [...path, f.key];
         const r = parseField(f.schema, raw, p, ctx);
-        if (r === INVALID) bad = true;
+        if (r === INVALID) invalid.add(f.property);
         else if (r !== undefined) out[f.property] = r;
       }
-      return bad ? INVALID : Object.freeze(out);
+      if (bad || invalid.size > 0) return new Partial(Object.freeze(out), invalid);
+      return Object.freeze(out);
     },
   });
 }

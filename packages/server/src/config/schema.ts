@@ -219,56 +219,70 @@ export const serverConfigSchema = object({
     .optional('(none)')
     .describe('SPIFFE IDs that may call admin RPCs over TCP (besides entries marked admin)'),
   auditLogEnabled: boolean().default(true).describe('Log an audit line for every admin call'),
-}).check((v, r) => {
-  if (v.defaultX509SvidTtl.compare(v.caTtl) >= 0) {
-    r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultX509SvidTtl}"`, [
-      'default_x509_svid_ttl',
-    ]);
-  } else if (v.defaultX509SvidTtl.milliseconds * 6 > v.caTtl.milliseconds) {
-    r.warn(
-      `is longer than a sixth of ca_ttl (${v.caTtl}); SVIDs issued late in a CA's life will be shortened to fit`,
-      ['default_x509_svid_ttl'],
-    );
-  }
-  if (v.defaultJwtSvidTtl.compare(v.caTtl) >= 0) {
-    r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultJwtSvidTtl}"`, [
-      'default_jwt_svid_ttl',
-    ]);
-  }
-  if (v.metrics !== undefined && v.telemetry?.prometheus !== undefined) {
-    r.error('set either metrics or telemetry.prometheus, not both', ['telemetry']);
-  }
-  for (const td of v.federation?.federatesWith?.keys() ?? []) {
-    if (td === v.trustDomain.name) {
-      r.error("cannot federate with the server's own trust domain", ['federation', 'federates_with', td]);
+})
+  // Each cross-field check declares the keys it reads, so it runs (and reports) even when other keys are
+  // invalid: `validate` lists every problem at once.
+  .checkFields(['caTtl', 'defaultX509SvidTtl'], (v, r) => {
+    if (v.defaultX509SvidTtl.compare(v.caTtl) >= 0) {
+      r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultX509SvidTtl}"`, [
+        'default_x509_svid_ttl',
+      ]);
+    } else if (v.defaultX509SvidTtl.milliseconds * 6 > v.caTtl.milliseconds) {
+      r.warn(
+        `is longer than a sixth of ca_ttl (${v.caTtl}); SVIDs issued late in a CA's life will be shortened to fit`,
+        ['default_x509_svid_ttl'],
+      );
     }
-  }
-  const listeners: ListenerSpec[] = [{ path: 'bind_port', address: v.bindAddress, port: v.bindPort }];
-  if (v.healthChecks.listenerEnabled) {
-    listeners.push({
-      path: 'health_checks.bind_port',
-      address: v.healthChecks.bindAddress,
-      port: v.healthChecks.bindPort,
-    });
-  }
-  const prom =
-    v.metrics ??
-    (v.telemetry?.prometheus && {
-      bindAddress: v.telemetry.prometheus.host,
-      bindPort: v.telemetry.prometheus.port,
-    });
-  if (prom !== undefined)
-    listeners.push({ path: 'metrics.bind_port', address: prom.bindAddress, port: prom.bindPort });
-  const be = v.federation?.bundleEndpoint;
-  if (be !== undefined)
-    listeners.push({ path: 'federation.bundle_endpoint.port', address: be.address, port: be.port });
-  const sl = v.serverless;
-  if (sl !== undefined)
-    listeners.push({ path: 'serverless.bind_port', address: sl.bindAddress, port: sl.bindPort });
-  for (const [a, b] of findPortConflicts(listeners)) {
-    r.error(`port ${b.port} is also used by ${a.path}`, b.path.split('.'));
-  }
-});
+  })
+  .checkFields(['caTtl', 'defaultJwtSvidTtl'], (v, r) => {
+    if (v.defaultJwtSvidTtl.compare(v.caTtl) >= 0) {
+      r.error(`must be shorter than ca_ttl (${v.caTtl}), got "${v.defaultJwtSvidTtl}"`, [
+        'default_jwt_svid_ttl',
+      ]);
+    }
+  })
+  .checkFields(['metrics', 'telemetry'], (v, r) => {
+    if (v.metrics !== undefined && v.telemetry?.prometheus !== undefined) {
+      r.error('set either metrics or telemetry.prometheus, not both', ['telemetry']);
+    }
+  })
+  .checkFields(['trustDomain', 'federation'], (v, r) => {
+    for (const td of v.federation?.federatesWith?.keys() ?? []) {
+      if (td === v.trustDomain.name) {
+        r.error("cannot federate with the server's own trust domain", ['federation', 'federates_with', td]);
+      }
+    }
+  })
+  .checkFields(
+    ['bindAddress', 'bindPort', 'healthChecks', 'metrics', 'telemetry', 'federation', 'serverless'],
+    (v, r) => {
+      const listeners: ListenerSpec[] = [{ path: 'bind_port', address: v.bindAddress, port: v.bindPort }];
+      if (v.healthChecks.listenerEnabled) {
+        listeners.push({
+          path: 'health_checks.bind_port',
+          address: v.healthChecks.bindAddress,
+          port: v.healthChecks.bindPort,
+        });
+      }
+      const prom =
+        v.metrics ??
+        (v.telemetry?.prometheus && {
+          bindAddress: v.telemetry.prometheus.host,
+          bindPort: v.telemetry.prometheus.port,
+        });
+      if (prom !== undefined)
+        listeners.push({ path: 'metrics.bind_port', address: prom.bindAddress, port: prom.bindPort });
+      const be = v.federation?.bundleEndpoint;
+      if (be !== undefined)
+        listeners.push({ path: 'federation.bundle_endpoint.port', address: be.address, port: be.port });
+      const sl = v.serverless;
+      if (sl !== undefined)
+        listeners.push({ path: 'serverless.bind_port', address: sl.bindAddress, port: sl.bindPort });
+      for (const [a, b] of findPortConflicts(listeners)) {
+        r.error(`port ${b.port} is also used by ${a.path}`, b.path.split('.'));
+      }
+    },
+  );
 
 /** The validated file content, before defaults that depend on other keys are resolved. */
 export type ServerConfigFile = Infer<typeof serverConfigSchema>;
