@@ -311,3 +311,27 @@ describe('tessera-server rate limits end to end', () => {
     }
   });
 });
+
+describe('tessera-server issuance_workers', () => {
+  for (const workers of [0, 2]) {
+    it(`signs a batch of X509-SVIDs with issuance_workers: ${workers}`, async () => {
+      const live = await startLiveServer({ config: { issuance_workers: workers } });
+      try {
+        assert.equal(live.server.ca.issuanceWorkers, workers);
+        await live.createJoinToken('workers-token');
+        const agent = await live.attestJoinToken('workers-token');
+        const entryId = await live.createEntry('/workers', agent.agentId);
+        const svid = live.tcp(SVIDService, agent);
+        const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const csr = buildCsr(privateKey);
+        const r = await svid.batchNewX509Svid({ params: [1, 2, 3].map(() => ({ entryId, csr })) });
+        assert.deepEqual(
+          r.results.map((x) => x.status?.code),
+          [status.OK, status.OK, status.OK],
+        );
+      } finally {
+        await live.close();
+      }
+    });
+  }
+});

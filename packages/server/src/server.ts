@@ -137,6 +137,7 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
         ...(config.caSubject.commonName === undefined ? {} : { commonName: config.caSubject.commonName }),
       },
       ...(config.jwtIssuer === undefined ? {} : { jwtIssuer: config.jwtIssuer }),
+      ...(config.issuanceWorkers === undefined ? {} : { issuanceWorkers: config.issuanceWorkers }),
       ...(upstream === undefined
         ? {}
         : {

@@ -194,6 +194,8 @@ export interface CaManager {
   /** The certificate of the active X.509 authority (the server's CA: root or intermediate). */
   activeX509Authority(): X509Certificate;
 
+  /** Number of issuance worker threads used by {@link signX509SvidCsrs} (0: signing on the calling thread). */
+  readonly issuanceWorkers: number;
   /** Signs an X509-SVID with the active X.509 authority. */
   signX509Svid(request: SignX509SvidRequest): SignedX509Svid;
   /**
@@ -405,6 +407,7 @@ class CaManagerImpl implements CaManager {
   readonly #tickMs: number;
   readonly #log: CaLogger;
   readonly #pool: IssuancePool | undefined;
+  readonly #workers: number;
 
   #state: State = { x509: [], jwt: [] };
   #keys = new Map<string, ManagedKey>();
@@ -447,6 +450,7 @@ class CaManagerImpl implements CaManager {
     if (!Number.isInteger(workers) || workers < 0) {
       throw new RangeError(`ca: issuanceWorkers must be a non-negative integer, got ${String(workers)}`);
     }
+    this.#workers = workers;
     this.#pool = workers > 0 ? new IssuancePool(workers) : undefined;
     this.#bundle = SpiffeBundle.fromAuthorities(this.#td, { sequenceNumber: 0 });
   }
@@ -467,6 +471,10 @@ class CaManagerImpl implements CaManager {
       this.tick().catch((err: unknown) => this.#log.error({ err }, 'CA rotation failed'));
     }, this.#tickMs);
     this.#timer.unref();
+  }
+
+  get issuanceWorkers(): number {
+    return this.#workers;
   }
 
   async close(): Promise<void> {

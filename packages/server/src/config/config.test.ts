@@ -51,6 +51,12 @@ describe('validateServerConfig', () => {
     assert.deepEqual(c.rateLimit, { attestation: 1, signing: 500 });
     assert.equal(c.metrics, undefined);
     assert.equal(c.upstreamAuthority, undefined);
+    assert.equal(c.issuanceWorkers, undefined);
+  });
+
+  it('reads issuance_workers, 0 included', () => {
+    assert.equal(valid({ ...TD, issuance_workers: 0 }).issuanceWorkers, 0);
+    assert.equal(valid({ ...TD, issuance_workers: 3 }).issuanceWorkers, 3);
   });
 
   it('reads a full configuration with SPIRE names', () => {
@@ -241,6 +247,11 @@ describe('validateServerConfig', () => {
       name: 'a health listener on the agent API port',
       raw: { ...TD, health_checks: { listener_enabled: true, bind_port: 8081 } },
       want: [{ path: 'health_checks.bind_port', message: /port 8081 is also used by bind_port/ }],
+    },
+    {
+      name: 'a negative issuance_workers',
+      raw: { ...TD, issuance_workers: -1 },
+      want: [{ path: 'issuance_workers', message: /^must be at least 0, got -1$/ }],
     },
     {
       name: 'a bad admin ID',

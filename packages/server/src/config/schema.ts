@@ -103,6 +103,9 @@ export const serverConfigSchema = object({
   })
     .defaultRaw({}, '(section with defaults)')
     .describe('Subject of the CA certificate'),
+  issuanceWorkers: integer({ min: 0, max: 64 })
+    .optional('(one per core, up to 4; 0 on one core)')
+    .describe('Worker threads that verify CSRs and sign X509-SVIDs; 0 signs on the main thread'),
   logLevel: logLevelSchema(),
   logFormat: logFormatSchema(),
   healthChecks: healthChecksSchema(),
