@@ -12,6 +12,7 @@ import {
 } from '@tessera/common/api';
 import { buildCsr } from '@tessera/common/x509';
 import { runCli } from './cli/index.js';
+import { READY_MAX_INDEX_AGE_MS } from './server.js';
 import { freePort, type LiveServer, startLiveServer } from './testing/live-server.js';
 
 /** The value of the sample `name{labels}` in Prometheus text (labels in the metric's label order). */
@@ -334,4 +335,42 @@ describe('tessera-server issuance_workers', () => {
       }
     });
   }
+});
+
+describe('tessera-server /ready follows the entry index', () => {
+  it('is ready while the index keeps up, and unready once the datastore is gone for longer than the limit', async () => {
+    const healthPort = await freePort();
+    // The server's clock runs with the wall clock, moved forward by `skewMs` to jump past the limit at once.
+    let skewMs = 0;
+    const live = await startLiveServer({
+      config: { health_checks: { listener_enabled: true, bind_address: '127.0.0.1', bind_port: healthPort } },
+      now: () => new Date(Date.now() + skewMs),
+    });
+    const ready = async () => {
+      const res = await fetch(`http://127.0.0.1:${healthPort}/ready`);
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    try {
+      assert.ok(live.server.index.lastRefreshAt !== undefined, 'the index has loaded');
+      assert.deepEqual(await ready(), { status: 200, body: { ready: true } });
+
+      // Positive control: a jump of the clock alone recovers with the next successful refresh.
+      skewMs += READY_MAX_INDEX_AGE_MS * 2;
+      await live.server.index.refresh();
+      assert.deepEqual(await ready(), { status: 200, body: { ready: true } });
+
+      // The datastore goes away: once a refresh has failed (and none is left in flight), the index stops
+      // advancing, and past the limit the server is no longer ready.
+      await live.server.datastore.close();
+      await assert.rejects(live.server.index.refresh());
+      const last = live.server.index.lastRefreshAt;
+      assert.equal(live.server.ready(), true, 'still within the limit');
+      skewMs += READY_MAX_INDEX_AGE_MS + 1;
+      assert.deepEqual(await ready(), { status: 503, body: { ready: false } });
+      assert.equal(live.server.ready(), false);
+      assert.equal(live.server.index.lastRefreshAt, last, 'no refresh succeeded since');
+    } finally {
+      await live.close();
+    }
+  });
 });

@@ -80,13 +80,21 @@ export interface TesseraServer {
   readonly endpoints: Endpoints;
   /** Federation: the bundle endpoint's bound port (when served) and the relationship poller. */
   readonly federation: { readonly bundleEndpointPort: number | undefined; readonly poller: FederationPoller };
-  /** Whether the server is ready (serving and its index is current). */
+  /**
+   * Whether the server is ready: not closing, and its entry index loaded and caught up with the datastore
+   * within the last {@link READY_MAX_INDEX_AGE_MS}.
+   */
   ready(): boolean;
   /** Stops listening, drains calls and closes everything. */
   close(): Promise<void>;
 }
 
 const SERVER_SVID_TTL = 3600;
+/**
+ * Longest time since the entry index last caught up with the datastore for `/ready` to answer 200 (the index
+ * polls every 100 ms, so this is many failed polls in a row: the datastore is down or unreachable).
+ */
+export const READY_MAX_INDEX_AGE_MS = 5000;
 
 /**
  * Starts tessera-server from a validated configuration.
@@ -289,7 +297,13 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     }
 
     let closing = false;
-    const ready = () => !closing;
+    // Ready once the entry index has loaded, and while it keeps up with the datastore: a failing datastore
+    // stops its refreshes, so the server turns unready after READY_MAX_INDEX_AGE_MS.
+    const ready = () => {
+      if (closing) return false;
+      const at = index.lastRefreshAt;
+      return at !== undefined && now().getTime() - at.getTime() <= READY_MAX_INDEX_AGE_MS;
+    };
     let healthPort: number | undefined;
     let metricsPort: number | undefined;
     const reg = metrics.registry;

@@ -7,7 +7,7 @@ import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import type { Datastore } from '../datastore/datastore.js';
 import { openDatastore } from '../datastore/sql/open.js';
 import type { NewRegistrationEntry } from '../datastore/types.js';
-import { EntryIndex } from './entry-index.js';
+import { EntryIndex, type EntryIndexDatastore } from './entry-index.js';
 
 const td = TrustDomain.fromString('example.org');
 const AGENT = 'spiffe://example.org/spire/agent/join_token/a';
@@ -88,6 +88,30 @@ describe('EntryIndex', () => {
       .map((e) => e.id)
       .sort();
     assert.deepEqual(got, [direct.id, nested.id, viaOk.id].sort());
+  });
+
+  it('records when it last caught up with the datastore, and keeps that time while the datastore fails', async () => {
+    let t = new Date('2030-01-01T00:00:00Z');
+    const failing = { failing: false };
+    const wrapped: EntryIndexDatastore = {
+      listAllEntriesForIndex: () => ds.listAllEntriesForIndex(),
+      currentSequence: () => ds.currentSequence(),
+      listEventsSince: (after, limit) =>
+        failing.failing ? Promise.reject(new Error('datastore down')) : ds.listEventsSince(after, limit),
+      fetchEntry: (id) => ds.fetchEntry(id),
+      fetchAttestedNode: (id) => ds.fetchAttestedNode(id),
+      listAttestedNodes: (req) => ds.listAttestedNodes(req),
+    };
+    const ix = await EntryIndex.create({ datastore: wrapped, trustDomain: td, now: () => t });
+    assert.deepEqual(ix.lastRefreshAt, new Date('2030-01-01T00:00:00Z'));
+    t = new Date('2030-01-01T00:00:10Z');
+    await ix.refresh();
+    assert.deepEqual(ix.lastRefreshAt, new Date('2030-01-01T00:00:10Z'));
+    failing.failing = true;
+    t = new Date('2030-01-01T00:00:20Z');
+    await assert.rejects(ix.refresh(), /datastore down/);
+    assert.deepEqual(ix.lastRefreshAt, new Date('2030-01-01T00:00:10Z'));
+    await ix.close();
   });
 
   it('leaves out expired entries', async () => {

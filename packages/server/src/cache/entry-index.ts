@@ -71,6 +71,7 @@ export class EntryIndex {
   readonly #adminIds = new Map<string, number>();
   readonly #listeners = new Set<EntryIndexListener>();
   #sequence = 0;
+  #lastRefreshAt: Date | undefined;
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #again = false;
@@ -148,6 +149,7 @@ export class EntryIndex {
           this.#again = false;
           await this.#drain();
         } while (this.#again);
+        this.#lastRefreshAt = this.#now();
       } finally {
         this.#polling = undefined;
       }
@@ -229,6 +231,14 @@ export class EntryIndex {
         if (a?.size === 0) this.#aliasesBySelector.delete(k);
       }
     }
+  }
+
+  /**
+   * When the index last caught up with the datastore's events (by the configured clock); `undefined` until
+   * the cold load finished. It stops advancing while the datastore fails, so readiness checks can tell.
+   */
+  get lastRefreshAt(): Date | undefined {
+    return this.#lastRefreshAt;
   }
 
   /** The last datastore event sequence applied. */

@@ -74,6 +74,8 @@ export interface LiveServerOptions {
   readonly trustDomain?: string;
   /** Clock of the rate limiters (freeze it to make limits exact). */
   readonly rateLimitNowMs?: () => number;
+  /** Clock of the server (CA, index, readiness); default the system clock. */
+  readonly now?: () => Date;
 }
 
 /**
@@ -105,6 +107,7 @@ export async function startLiveServer(opts: LiveServerOptions = {}): Promise<Liv
       logger,
       bindPort: 0,
       ...(opts.rateLimitNowMs === undefined ? {} : { rateLimitNowMs: opts.rateLimitNowMs }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
     });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
