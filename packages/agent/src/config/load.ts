@@ -7,10 +7,11 @@
 import {
   type ConfigIssue,
   type ConfigResult,
-  loadRawConfig,
+  effectiveMetrics,
+  type LoadComponentConfigOptions,
+  loadComponentConfig,
   type MetricsConfig,
   redactConfig,
-  unwrapConfigResult,
   validate,
 } from '@tessera/common/config';
 import { type AgentConfigFile, agentConfigSchema } from './schema.js';
@@ -112,9 +113,7 @@ function resolve(file: AgentConfigFile): AgentConfig {
   } else {
     attestor = joinToken === undefined ? { type: 'join_token' } : { type: 'join_token', token: joinToken };
   }
-  const prom = telemetry?.prometheus;
-  const resolvedMetrics: MetricsConfig | undefined =
-    metrics ?? (prom === undefined ? undefined : { bindAddress: prom.host, bindPort: prom.port });
+  const resolvedMetrics = effectiveMetrics({ metrics, telemetry });
   return Object.freeze({
     ...rest,
     trustBootstrap: Object.freeze(trustBootstrap),
@@ -123,15 +122,12 @@ function resolve(file: AgentConfigFile): AgentConfig {
   });
 }
 
-/** Options of {@link loadAgentConfig}. */
-export interface LoadAgentConfigOptions {
-  /** YAML or JSON configuration file; without it only the environment and flags are used. */
-  readonly configPath?: string;
-  /** Environment; variables named `TESSERA_AGENT_<KEY>` (nested keys joined by `__`) override the file. */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Flags keyed by dotted snake_case key paths (`{ join_token: '…' }`); they override the environment. */
-  readonly flags?: Readonly<Record<string, unknown>>;
-}
+/**
+ * Options of {@link loadAgentConfig}: `configPath` (YAML or JSON), `env` (variables named `TESSERA_AGENT_<KEY>`,
+ * nested keys joined by `__`, override the file) and `flags` (keyed by dotted snake_case key paths,
+ * `{ join_token: '…' }`; they override the environment).
+ */
+export type LoadAgentConfigOptions = LoadComponentConfigOptions;
 
 /**
  * Loads the agent configuration: file, then environment, then flags, validated at once.
@@ -145,13 +141,7 @@ export interface LoadAgentConfigOptions {
 export async function loadAgentConfig(
   opts: LoadAgentConfigOptions,
 ): Promise<{ readonly config: AgentConfig; readonly warnings: readonly ConfigIssue[] }> {
-  const raw = await loadRawConfig({ ...opts, envPrefix: AGENT_ENV_PREFIX });
-  const r = validateAgentConfig(raw.raw, { origins: raw.origins });
-  const merged: ConfigResult<AgentConfig> =
-    raw.issues.length === 0
-      ? r
-      : { errors: [...raw.issues, ...('errors' in r ? r.errors : [])], warnings: r.warnings };
-  return unwrapConfigResult(merged, raw.source);
+  return loadComponentConfig(opts, AGENT_ENV_PREFIX, validateAgentConfig);
 }
 
 /**

@@ -16,11 +16,11 @@ import {
   host,
   type Infer,
   integer,
-  type ListenerSpec,
   logFormatSchema,
   logLevelSchema,
   metricsSchema,
   object,
+  observabilityListeners,
   path,
   port,
   socketPath,
@@ -229,23 +229,7 @@ export const agentConfigSchema = object({
   if (v.metrics !== undefined && v.telemetry?.prometheus !== undefined) {
     r.error('set either metrics or telemetry.prometheus, not both', ['telemetry']);
   }
-  const listeners: ListenerSpec[] = [];
-  if (v.healthChecks.listenerEnabled) {
-    listeners.push({
-      path: 'health_checks.bind_port',
-      address: v.healthChecks.bindAddress,
-      port: v.healthChecks.bindPort,
-    });
-  }
-  const prom =
-    v.metrics ??
-    (v.telemetry?.prometheus && {
-      bindAddress: v.telemetry.prometheus.host,
-      bindPort: v.telemetry.prometheus.port,
-    });
-  if (prom !== undefined)
-    listeners.push({ path: 'metrics.bind_port', address: prom.bindAddress, port: prom.bindPort });
-  for (const [a, b] of findPortConflicts(listeners))
+  for (const [a, b] of findPortConflicts(observabilityListeners(v)))
     r.error(`port ${b.port} is also used by ${a.path}`, b.path.split('.'));
 });
 

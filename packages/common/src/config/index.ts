@@ -21,6 +21,14 @@ export {
   resolveMetrics,
   telemetrySchema,
 } from './common-schemas.js';
+export {
+  type ComponentConfigValidator,
+  effectiveMetrics,
+  type LoadComponentConfigOptions,
+  loadComponentConfig,
+  type MetricsKeys,
+  observabilityListeners,
+} from './component.js';
 export { type ConfigDocRow, describeConfigSchema, renderConfigDocs } from './docs.js';
 export {
   type ConfigIssue,

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import {
   type ConfigIssue,
   type ConfigResult,
-  loadRawConfig,
+  effectiveMetrics,
+  type LoadComponentConfigOptions,
+  loadComponentConfig,
   type MetricsConfig,
   redactConfig,
-  unwrapConfigResult,
   validate,
 } from '@tessera/common/config';
 import { type DatastoreTarget, parseConnectionString } from '../datastore/connection-string.js';
@@ -62,9 +63,7 @@ export function validateServerConfig(
 function resolve(file: ServerConfigFile): ServerConfig {
   const { jwtKeyType, datastore, keyManager, metrics, telemetry, ...rest } = file;
   const connectionString = datastore.connectionString ?? join(file.dataDir, 'datastore.sqlite3');
-  const prom = telemetry?.prometheus;
-  const resolvedMetrics: MetricsConfig | undefined =
-    metrics ?? (prom === undefined ? undefined : { bindAddress: prom.host, bindPort: prom.port });
+  const resolvedMetrics = effectiveMetrics({ metrics, telemetry });
   const config: ServerConfig = {
     ...rest,
     jwtKeyType: jwtKeyType ?? file.caKeyType,
@@ -79,15 +78,12 @@ function resolve(file: ServerConfigFile): ServerConfig {
   return Object.freeze(config);
 }
 
-/** Options of {@link loadServerConfig}. */
-export interface LoadServerConfigOptions {
-  /** YAML or JSON configuration file; without it only the environment and flags are used. */
-  readonly configPath?: string;
-  /** Environment; variables named `TESSERA_SERVER_<KEY>` (nested keys joined by `__`) override the file. */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Flags keyed by dotted snake_case key paths (`{ log_level: 'debug' }`); they override the environment. */
-  readonly flags?: Readonly<Record<string, unknown>>;
-}
+/**
+ * Options of {@link loadServerConfig}: `configPath` (YAML or JSON), `env` (variables named `TESSERA_SERVER_<KEY>`,
+ * nested keys joined by `__`, override the file) and `flags` (keyed by dotted snake_case key paths,
+ * `{ log_level: 'debug' }`; they override the environment).
+ */
+export type LoadServerConfigOptions = LoadComponentConfigOptions;
 
 /**
  * Loads the server configuration: file, then environment, then flags, validated at once.
@@ -101,13 +97,7 @@ export interface LoadServerConfigOptions {
 export async function loadServerConfig(
   opts: LoadServerConfigOptions,
 ): Promise<{ readonly config: ServerConfig; readonly warnings: readonly ConfigIssue[] }> {
-  const raw = await loadRawConfig({ ...opts, envPrefix: SERVER_ENV_PREFIX });
-  const r = validateServerConfig(raw.raw, { origins: raw.origins });
-  const merged: ConfigResult<ServerConfig> =
-    raw.issues.length === 0
-      ? r
-      : { errors: [...raw.issues, ...('errors' in r ? r.errors : [])], warnings: r.warnings };
-  return unwrapConfigResult(merged, raw.source);
+  return loadComponentConfig(opts, SERVER_ENV_PREFIX, validateServerConfig);
 }
 
 /**
