@@ -8,7 +8,7 @@ import type { BundleSet, JwtBundle, JwtBundleSource, X509Bundle, X509BundleSourc
 import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { WorkloadApiClient } from './client.js';
-import { SourceLifecycle, startWatch } from './watch-source.js';
+import { SourceLifecycle, startSource } from './watch-source.js';
 import { type SourceClientOptions, sourceClient } from './x509-source.js';
 
 /** Options of {@link BundleSource.create}. */
@@ -53,37 +53,28 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
   static async create(options: BundleSourceOptions = {}): Promise<BundleSource> {
     const { client, owned } = sourceClient(options);
     const source = new BundleSource(client, owned);
-    try {
-      await startWatch({
-        stop: source.#life.stop,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        runs: [
-          (stop, ready) =>
-            client.watchX509Bundles(
-              {
-                onX509BundlesUpdate: (set) => {
-                  source.#x509 = set;
-                  if (ready()) source.#life.notify();
-                },
-              },
-              { signal: stop },
-            ),
-          (stop, ready) =>
-            client.watchJwtBundles(
-              {
-                onJwtBundlesUpdate: (set) => {
-                  source.#jwt = set;
-                  if (ready()) source.#life.notify();
-                },
-              },
-              { signal: stop },
-            ),
-        ],
-      });
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
+    await startSource(source.#life, options.signal, [
+      (stop, ready) =>
+        client.watchX509Bundles(
+          {
+            onX509BundlesUpdate: (set) => {
+              source.#x509 = set;
+              if (ready()) source.#life.notify();
+            },
+          },
+          { signal: stop },
+        ),
+      (stop, ready) =>
+        client.watchJwtBundles(
+          {
+            onJwtBundlesUpdate: (set) => {
+              source.#jwt = set;
+              if (ready()) source.#life.notify();
+            },
+          },
+          { signal: stop },
+        ),
+    ]);
     return source;
   }
 

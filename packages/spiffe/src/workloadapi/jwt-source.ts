@@ -8,9 +8,9 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { JwtSvid, JwtSvidParams, JwtSvidSource } from '../svid/index.js';
 import type { WorkloadApiClient } from './client.js';
-import { type RemoteSourceOptions, remoteSourceClient } from './remote.js';
-import { SourceLifecycle, startWatch } from './watch-source.js';
-import { type SourceClientOptions, sourceClient } from './x509-source.js';
+import type { RemoteSourceOptions } from './remote.js';
+import { SourceLifecycle, startSource } from './watch-source.js';
+import { localOrRemoteSourceClient, type SourceClientOptions } from './x509-source.js';
 
 /** Options of {@link JwtSource.create}. */
 export interface JwtSourceOptions extends SourceClientOptions {
@@ -59,32 +59,20 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    * ```
    */
   static async create(options: JwtSourceOptions = {}): Promise<JwtSource> {
-    const { client, owned }: { client: JwtClient; owned: boolean } =
-      options.remote === undefined
-        ? sourceClient(options)
-        : remoteSourceClient({ ...options, remote: options.remote });
+    const { client, owned } = localOrRemoteSourceClient(options);
     const source = new JwtSource(client, owned, options.picker);
-    try {
-      await startWatch({
-        stop: source.#life.stop,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        runs: [
-          (stop, ready) =>
-            client.watchJwtBundles(
-              {
-                onJwtBundlesUpdate: (set) => {
-                  source.#bundles = set;
-                  if (ready()) source.#life.notify();
-                },
-              },
-              { signal: stop },
-            ),
-        ],
-      });
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
+    await startSource(source.#life, options.signal, [
+      (stop, ready) =>
+        client.watchJwtBundles(
+          {
+            onJwtBundlesUpdate: (set) => {
+              source.#bundles = set;
+              if (ready()) source.#life.notify();
+            },
+          },
+          { signal: stop },
+        ),
+    ]);
     return source;
   }
 

@@ -80,6 +80,26 @@ export function startWatch(params: StartWatchParams): Promise<void> {
 }
 
 /**
+ * Starts a new source's watches ({@link startWatch}); if start-up fails, closes the source's lifecycle (stopping
+ * the watches and closing a client the source owns) before rethrowing.
+ *
+ * @throws the terminal error of a watch, or the signal's reason.
+ * @internal
+ */
+export async function startSource(
+  life: SourceLifecycle<{ close(): void }>,
+  signal: AbortSignal | undefined,
+  runs: readonly SourceWatch[],
+): Promise<void> {
+  try {
+    await startWatch({ stop: life.stop, ...(signal === undefined ? {} : { signal }), runs });
+  } catch (err) {
+    life.close();
+    throw err;
+  }
+}
+
+/**
  * The lifecycle shared by the sources: the client (and whether the source owns it), the signal that stops
  * the watches, the update listeners and the closed flag.
  *

@@ -8,8 +8,8 @@ import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { X509Svid, X509SvidSource } from '../svid/index.js';
 import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
-import { type RemoteSourceOptions, remoteSourceClient } from './remote.js';
-import { SourceLifecycle, startWatch } from './watch-source.js';
+import { type RemoteAttestationClient, type RemoteSourceOptions, remoteSourceClient } from './remote.js';
+import { SourceLifecycle, startSource } from './watch-source.js';
 import type { X509Context } from './x509-context.js';
 
 /** Options shared by the sources: which client to use, or how to make one. */
@@ -54,6 +54,24 @@ export function sourceClient(options: SourceClientOptions): { client: WorkloadAp
 }
 
 /**
+ * Resolves the client of a source that may use remote attestation: the remote attestation client when `remote`
+ * is set, else as {@link sourceClient}.
+ *
+ * @throws {TypeError} when `remote` is combined with `client`, `address` or `clientOptions`
+ * @internal
+ */
+export function localOrRemoteSourceClient(
+  options: SourceClientOptions & { readonly remote?: RemoteSourceOptions },
+): {
+  client: WorkloadApiClient | RemoteAttestationClient;
+  owned: boolean;
+} {
+  return options.remote === undefined
+    ? sourceClient(options)
+    : remoteSourceClient({ ...options, remote: options.remote });
+}
+
+/**
  * A live source of the workload's X509-SVIDs and X.509 bundles, kept current by a
  * `FetchX509SVID` watch. Implements {@link X509SvidSource} and {@link X509BundleSource}, so it can be
  * handed straight to the TLS helpers.
@@ -90,32 +108,20 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    * ```
    */
   static async create(options: X509SourceOptions = {}): Promise<X509Source> {
-    const { client, owned }: { client: X509WatchClient; owned: boolean } =
-      options.remote === undefined
-        ? sourceClient(options)
-        : remoteSourceClient({ ...options, remote: options.remote });
+    const { client, owned } = localOrRemoteSourceClient(options);
     const source = new X509Source(client, owned, options.picker);
-    try {
-      await startWatch({
-        stop: source.#life.stop,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-        runs: [
-          (stop, ready) =>
-            client.watchX509Context(
-              {
-                onX509ContextUpdate: (ctx) => {
-                  source.#context = ctx;
-                  if (ready()) source.#life.notify();
-                },
-              },
-              { signal: stop },
-            ),
-        ],
-      });
-    } catch (err) {
-      await source.close();
-      throw err;
-    }
+    await startSource(source.#life, options.signal, [
+      (stop, ready) =>
+        client.watchX509Context(
+          {
+            onX509ContextUpdate: (ctx) => {
+              source.#context = ctx;
+              if (ready()) source.#life.notify();
+            },
+          },
+          { signal: stop },
+        ),
+    ]);
     return source;
   }
 
