@@ -24,6 +24,14 @@ export {
   type TestJwtKey,
 } from './jwt.js';
 export {
+  PYTHON,
+  PYTHON_CLIENT_PRELUDE,
+  PYTHON_CLIENT_SKIP_REASON,
+  pythonGrpcAvailable,
+  type RunPythonClientParams,
+  runPythonClient,
+} from './python-client.js';
+export {
   type IssuedChain,
   type IssuedX509Svid,
   type LeafOptions,

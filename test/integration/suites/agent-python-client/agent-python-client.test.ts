@@ -4,8 +4,7 @@
  * JWT-SVID from the BUILT agent joined to the BUILT server; both verify against the server's bundles.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,36 +12,16 @@ import { X509Bundle } from '@tessera/spiffe/bundle';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { JwtSvid, verifyX509SvidSync, X509Svid } from '@tessera/spiffe/svid';
 import { WorkloadApiClient } from '@tessera/spiffe/workloadapi';
+import { PYTHON_CLIENT_SKIP_REASON, pythonGrpcAvailable, runPythonClient } from '@tessera/testing';
 import { createEntries, createJoinToken, TesseraAgent } from '../../harness/agent.js';
 import { currentBundle } from '../../harness/api.js';
 import { REPO_ROOT, TesseraServer } from '../../harness/server.js';
 
-const PYTHON = '/usr/bin/python3';
 const PROTO_DIR = join(REPO_ROOT, 'proto', 'spiffe');
 const WORKLOAD_ID = 'spiffe://example.org/it/python';
 const AUDIENCE = 'spiffe://example.org/it/db';
 
-const CLIENT = `
-import base64, json, sys
-import grpc
-sys.path.insert(0, sys.argv[1])
-import workload_pb2 as pb
-
-channel = grpc.insecure_channel('unix://' + sys.argv[2])
-md = [('workload.spiffe.io', 'true')]
-fetch_x509 = channel.unary_stream('/SpiffeWorkloadAPI/FetchX509SVID',
-    request_serializer=pb.X509SVIDRequest.SerializeToString,
-    response_deserializer=pb.X509SVIDResponse.FromString)
-fetch_jwt = channel.unary_unary('/SpiffeWorkloadAPI/FetchJWTSVID',
-    request_serializer=pb.JWTSVIDRequest.SerializeToString,
-    response_deserializer=pb.JWTSVIDResponse.FromString)
-fetch_jwt_bundles = channel.unary_stream('/SpiffeWorkloadAPI/FetchJWTBundles',
-    request_serializer=pb.JWTBundlesRequest.SerializeToString,
-    response_deserializer=pb.JWTBundlesResponse.FromString)
-validate = channel.unary_unary('/SpiffeWorkloadAPI/ValidateJWTSVID',
-    request_serializer=pb.ValidateJWTSVIDRequest.SerializeToString,
-    response_deserializer=pb.ValidateJWTSVIDResponse.FromString)
-
+const CLIENT_BODY = `
 audience = sys.argv[3]
 stream = fetch_x509(pb.X509SVIDRequest(), metadata=md, timeout=20)
 x509 = next(iter(stream))
@@ -74,12 +53,6 @@ print(json.dumps({
 }))
 `;
 
-function pythonGrpcAvailable(): boolean {
-  const r = spawnSync(PYTHON, ['-c', 'import grpc, google.protobuf'], { stdio: 'ignore' });
-  const p = spawnSync('protoc', ['--version'], { stdio: 'ignore' });
-  return r.status === 0 && p.status === 0;
-}
-
 describe('agent-python-client: python3-grpcio (C-core) against the built agent and server', () => {
   const available = pythonGrpcAvailable();
   let server: TesseraServer;
@@ -105,24 +78,16 @@ describe('agent-python-client: python3-grpcio (C-core) against the built agent a
   });
 
   it('01 fetches an X509-SVID and a JWT-SVID; both verify against the server bundle', {
-    skip:
-      !available &&
-      'needs /usr/bin/python3 with python3-grpcio, python3-protobuf and protoc (.ci/apt-packages.txt)',
+    skip: !available && PYTHON_CLIENT_SKIP_REASON,
   }, async () => {
-    const gen = spawnSync('protoc', [`-I${PROTO_DIR}`, `--python_out=${dir}`, 'workload.proto'], {
-      encoding: 'utf8',
+    const out = await runPythonClient({
+      dir,
+      protoDir: PROTO_DIR,
+      socketPath: agent.socketPath,
+      body: CLIENT_BODY,
+      args: [AUDIENCE],
+      timeoutMs: 60_000,
     });
-    assert.equal(gen.status, 0, gen.stderr);
-    const script = join(dir, 'client.py');
-    await writeFile(script, CLIENT);
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        PYTHON,
-        [script, dir, agent.socketPath, AUDIENCE],
-        { timeout: 60_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-      ),
-    );
     const doc = JSON.parse(out) as {
       grpc_version: string;
       count: number;
