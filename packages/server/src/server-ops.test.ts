@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import {
+  AgentService,
+  BundleService,
   CountEntriesRequest,
   EntryService,
   GetEntryRequest,
@@ -13,7 +15,7 @@ import {
 import { buildCsr } from '@tessera/common/x509';
 import { runCli } from './cli/index.js';
 import { READY_MAX_INDEX_AGE_MS } from './server.js';
-import { freePort, type LiveServer, startLiveServer } from './testing/live-server.js';
+import { type AgentIdentity, freePort, type LiveServer, startLiveServer } from './testing/live-server.js';
 
 /** The value of the sample `name{labels}` in Prometheus text (labels in the metric's label order). */
 function sample(text: string, series: string): number | undefined {
@@ -369,6 +371,81 @@ describe('tessera-server /ready follows the entry index', () => {
       assert.deepEqual(await ready(), { status: 503, body: { ready: false } });
       assert.equal(live.server.ready(), false);
       assert.equal(live.server.index.lastRefreshAt, last, 'no refresh succeeded since');
+    } finally {
+      await live.close();
+    }
+  });
+});
+
+describe('tessera-server two-phase agent SVID renewal', () => {
+  /** Renews the agent's SVID with RenewAgent over its current SVID; returns the new identity. */
+  async function renew(live: LiveServer, agent: AgentIdentity): Promise<AgentIdentity> {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const res = await live.tcp(AgentService, agent).renewAgent({ params: { csr: buildCsr(privateKey) } });
+    const chain = res.svid?.certChain ?? [];
+    assert.ok(chain.length > 0, 'RenewAgent returned an SVID');
+    return { chain, key: privateKey, agentId: agent.agentId };
+  }
+  const serialOf = (id: AgentIdentity) =>
+    BigInt(`0x${new X509Certificate(id.chain[0] as Buffer).serialNumber}`).toString();
+  const getBundle = (live: LiveServer, id: AgentIdentity) =>
+    live.tcp(BundleService, id).getBundle({ outputMask: undefined });
+
+  it('accepts the current and the new serial until the new one is used, then refuses the old one', async () => {
+    const live = await startLiveServer();
+    try {
+      await live.createJoinToken('renew-token');
+      const old = await live.attestJoinToken('renew-token');
+      const renewed = await renew(live, old);
+      assert.notEqual(serialOf(renewed), serialOf(old));
+      const before = await live.server.datastore.fetchAttestedNode(old.agentId);
+      assert.equal(before?.certSerial, serialOf(old));
+      assert.equal(before?.newCertSerial, serialOf(renewed));
+
+      // Phase one: the old SVID still works and promotes nothing.
+      await getBundle(live, old);
+      assert.equal(
+        (await live.server.datastore.fetchAttestedNode(old.agentId))?.newCertSerial,
+        serialOf(renewed),
+      );
+
+      // Phase two: the first calls with the new SVID (two at once share one promotion) promote it.
+      await Promise.all([getBundle(live, renewed), getBundle(live, renewed)]);
+      const after = await live.server.datastore.fetchAttestedNode(old.agentId);
+      assert.equal(after?.certSerial, serialOf(renewed));
+      assert.equal(after?.newCertSerial, undefined);
+      assert.equal(after?.newCertNotAfter, undefined);
+      assert.equal(
+        after?.certNotAfter.getTime(),
+        new Date(new X509Certificate(renewed.chain[0] as Buffer).validTo).getTime(),
+      );
+
+      // From now on the old SVID is refused, the new one accepted.
+      const refused = await failureCode(getBundle(live, old));
+      assert.equal(refused.code, status.PERMISSION_DENIED);
+      assert.match(refused.details, /presented an SVID that is not its current one/);
+      await getBundle(live, renewed);
+
+      // A second renewal starts over from the promoted SVID.
+      const third = await renew(live, renewed);
+      await getBundle(live, renewed);
+      await getBundle(live, third);
+      assert.equal((await failureCode(getBundle(live, renewed))).code, status.PERMISSION_DENIED);
+    } finally {
+      await live.close();
+    }
+  });
+
+  it('refuses the first call with the new SVID when the promotion cannot be written', async () => {
+    const live = await startLiveServer();
+    try {
+      await live.createJoinToken('renew-down-token');
+      const old = await live.attestJoinToken('renew-down-token');
+      const renewed = await renew(live, old);
+      await live.server.datastore.close();
+      const f = await failureCode(getBundle(live, renewed));
+      assert.equal(f.code, status.UNAVAILABLE);
+      assert.match(f.details, /^authorization failed: could not activate the renewed agent SVID$/);
     } finally {
       await live.close();
     }

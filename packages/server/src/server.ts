@@ -188,6 +188,7 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     const authenticator = new Authenticator({
       registry,
       index,
+      datastore,
       trustDomain: config.trustDomain,
       bundle: () => ca.bundle(),
       adminIds: (config.adminIds ?? []).map((id) => id.toString()),

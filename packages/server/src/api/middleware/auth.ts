@@ -4,6 +4,10 @@
  * the current (or new) serial makes an agent, and a verified SVID of an admin entry (or a configured admin ID)
  * makes an admin. Everything else may only attest. Deny by default.
  *
+ * Agent SVID renewal is two-phase, as in SPIRE: after RenewAgent the node has a current and a new serial, and
+ * both are accepted; the agent's first call with the new serial promotes it (new → current, new cleared) before
+ * the call proceeds, after which the previous SVID is refused.
+ *
  * @module
  */
 import type { X509Certificate } from 'node:crypto';
@@ -23,6 +27,7 @@ import type { SpiffeBundle } from '@tessera/spiffe/bundle';
 import type { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
 import type { EntryIndex } from '../../cache/entry-index.js';
+import type { Datastore } from '../../datastore/datastore.js';
 import type { AttestedNode } from '../../datastore/types.js';
 import { errorMessage, serialMatches } from '../convert.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -44,6 +49,8 @@ export type Caller =
       readonly agentId: string;
       readonly node: AttestedNode;
       readonly address: string;
+      /** The caller presented the node's new serial (from RenewAgent), which is not promoted yet. */
+      readonly renewalPending: boolean;
     }
   | { readonly kind: 'anonymous'; readonly address: string; readonly reason: string; readonly code: status };
 
@@ -108,10 +115,17 @@ export class ConnectionRegistry {
   }
 }
 
+/** An agent caller. */
+export type AgentCaller = Extract<Caller, { readonly kind: 'agent' }>;
+
+/** The datastore operations the authenticator uses (to promote a renewed agent SVID). */
+export type AuthenticatorDatastore = Pick<Datastore, 'fetchAttestedNode' | 'updateAttestedNode'>;
+
 /** Configuration of {@link Authenticator}. */
 export interface AuthenticatorConfig {
   readonly registry: ConnectionRegistry;
   readonly index: EntryIndex;
+  readonly datastore: AuthenticatorDatastore;
   readonly trustDomain: TrustDomain;
   /** The trust domain's current bundle (client SVIDs are verified against it). */
   readonly bundle: () => SpiffeBundle;
@@ -131,6 +145,8 @@ interface Verified {
 export class Authenticator {
   readonly #registry: ConnectionRegistry;
   readonly #index: EntryIndex;
+  readonly #ds: AuthenticatorDatastore;
+  readonly #promotions = new Map<string, Promise<void>>();
   readonly #agentPrefix: string;
   readonly #bundle: () => SpiffeBundle;
   readonly #adminIds: ReadonlySet<string>;
@@ -140,6 +156,7 @@ export class Authenticator {
   constructor(config: AuthenticatorConfig) {
     this.#registry = config.registry;
     this.#index = config.index;
+    this.#ds = config.datastore;
     this.#agentPrefix = `${config.trustDomain.id().toString()}/spire/agent/`;
     this.#bundle = config.bundle;
     this.#adminIds = new Set(config.adminIds ?? []);
@@ -181,13 +198,53 @@ export class Authenticator {
       if (node === undefined) return denied(`agent "${id}" is not attested`);
       if (node.banned) return denied(`agent "${id}" is banned`);
       const serial = (conn.peerChain[0] as X509Certificate).serialNumber;
-      if (!serialMatches(node.certSerial, serial) && !serialMatches(node.newCertSerial, serial)) {
+      const current = serialMatches(node.certSerial, serial);
+      if (!current && !serialMatches(node.newCertSerial, serial)) {
         return denied(`agent "${id}" presented an SVID that is not its current one`);
       }
-      return { kind: 'agent', agentId: id, node, address };
+      return { kind: 'agent', agentId: id, node, address, renewalPending: !current };
     }
     if (this.#adminIds.has(id) || this.#index.isAdminId(id)) return { kind: 'admin', id, address };
     return { kind: 'anonymous', address, reason: `"${id}" is not an admin`, code: status.PERMISSION_DENIED };
+  }
+
+  /**
+   * Completes the two-phase renewal of an agent SVID for a caller that presented the new serial: the new serial
+   * becomes the current one and the new one is cleared (from the node as stored now, so a later renewal or a
+   * ban is never overwritten). Concurrent calls of one agent share one promotion; it resolves once the entry
+   * index reflects it. Resolve the caller again afterwards: it may no longer be permitted.
+   *
+   * @throws {DatastoreError} when the datastore fails (the call must then be refused)
+   */
+  promoteRenewedSvid(caller: AgentCaller): Promise<void> {
+    const newSerial = caller.node.newCertSerial;
+    if (!caller.renewalPending || newSerial === undefined) return Promise.resolve();
+    const key = `${caller.agentId} ${newSerial}`;
+    const pending = this.#promotions.get(key);
+    if (pending !== undefined) return pending;
+    const p = (async () => {
+      const node = await this.#ds.fetchAttestedNode(caller.agentId);
+      if (
+        node !== undefined &&
+        !node.banned &&
+        node.newCertSerial === newSerial &&
+        node.newCertNotAfter !== undefined
+      ) {
+        await this.#ds.updateAttestedNode(
+          {
+            ...node,
+            certSerial: newSerial,
+            certNotAfter: node.newCertNotAfter,
+            newCertSerial: undefined,
+            newCertNotAfter: undefined,
+          },
+          { certSerial: true, certNotAfter: true, newCertSerial: true, newCertNotAfter: true },
+        );
+      }
+      await this.#index.refresh();
+    })().finally(() => this.#promotions.delete(key));
+    this.#promotions.set(key, p);
+    return p;
   }
 
   #verify(conn: ConnectionInfo): Verified {
@@ -281,35 +338,59 @@ export function createAuthInterceptor(config: AuthInterceptorConfig): ServerInte
       auditStatus(st);
       call.sendStatus(st);
     };
+    /** Resolves and checks the caller; false (after denying the call) when it may not proceed. */
+    const authorize = (metadata: Metadata): boolean => {
+      caller = authenticator.callerOf(call);
+      if (caller === undefined) {
+        deny({
+          code: status.PERMISSION_DENIED,
+          details: 'authorization denied: unknown connection',
+          metadata,
+        });
+        return false;
+      }
+      if (!permitted(access, caller)) {
+        const d = denial(access, caller);
+        deny({ ...d, metadata });
+        return false;
+      }
+      return true;
+    };
+    /** Rate-limits attestation, then lets the call proceed. */
+    const proceed = (metadata: Metadata, next: (m: Metadata) => void): void => {
+      const address = caller?.address ?? 'unknown';
+      if (access === 'any' && attestationLimiter !== undefined && !attestationLimiter.take(address)) {
+        deny({
+          code: status.RESOURCE_EXHAUSTED,
+          details: 'rate limit exceeded: too many attestations',
+          metadata,
+        });
+        return;
+      }
+      next(metadata);
+    };
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata: Metadata, next: (m: Metadata) => void) => {
-        caller = authenticator.callerOf(call);
-        if (caller === undefined) {
-          deny({
-            code: status.PERMISSION_DENIED,
-            details: 'authorization denied: unknown connection',
-            metadata,
-          });
+        if (!authorize(metadata)) return;
+        const c = caller as Caller;
+        if (c.kind !== 'agent' || !c.renewalPending) {
+          proceed(metadata, next);
           return;
         }
-        if (!permitted(access, caller)) {
-          const d = denial(access, caller);
-          deny({ ...d, metadata });
-          return;
-        }
-        if (
-          access === 'any' &&
-          attestationLimiter !== undefined &&
-          !attestationLimiter.take(caller.address)
-        ) {
-          deny({
-            code: status.RESOURCE_EXHAUSTED,
-            details: 'rate limit exceeded: too many attestations',
-            metadata,
-          });
-          return;
-        }
-        next(metadata);
+        // First call with the SVID from RenewAgent: promote it, then decide again on the promoted node.
+        // grpc-js holds the request until `next` is called.
+        authenticator.promoteRenewedSvid(c).then(
+          () => {
+            if (authorize(metadata)) proceed(metadata, next);
+          },
+          () => {
+            deny({
+              code: status.UNAVAILABLE,
+              details: 'authorization failed: could not activate the renewed agent SVID',
+              metadata,
+            });
+          },
+        );
       })
       .build();
     const responder = new ResponderBuilder()
