@@ -58,7 +58,8 @@ export type ManagerServerClient = Pick<
   | 'listFederatedBundles'
   | 'watchAuthorizedEntries'
   | 'close'
->;
+> &
+  Partial<Pick<ServerClient, 'getAuthorizedEntriesMapped'>>;
 
 /**
  * Hooks the manager calls for its metrics (the agent turns them into Prometheus counters and histograms).
@@ -180,6 +181,30 @@ function entrySpiffeId(e: Entry): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** An entry from the server converted for the cache, or the ID of an entry that cannot be used. */
+type ConvertedEntry = CachedEntry | { readonly invalidId: string };
+
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+
+/** Converts an entry from the server (called while the response is decoded: keep nothing of `e`). */
+function convertEntry(e: Entry): ConvertedEntry {
+  const spiffeId = entrySpiffeId(e);
+  if (spiffeId === undefined || e.id === '') return { invalidId: e.id };
+  return {
+    id: e.id,
+    spiffeId,
+    selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+    selectorKeys: e.selectors.map(selectorKey),
+    federatesWith: e.federatesWith.length === 0 ? NO_STRINGS : [...e.federatesWith],
+    hint: e.hint,
+    createdAt: e.createdAt,
+    revision: e.revisionNumber,
+    x509SvidTtl: e.x509SvidTtl,
+    jwtSvidTtl: e.jwtSvidTtl,
+    storeSvid: e.storeSvid,
+  };
 }
 
 function sameSnapshot(a: IdentitySnapshot, b: IdentitySnapshot): boolean {
@@ -894,9 +919,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     const client = this.#client;
     if (client === undefined) return;
     this.#entriesDirty = false;
-    let list: Entry[];
+    let list: ConvertedEntry[];
     try {
-      list = await client.getAuthorizedEntries();
+      list =
+        client.getAuthorizedEntriesMapped === undefined
+          ? (await client.getAuthorizedEntries()).map(convertEntry)
+          : await client.getAuthorizedEntriesMapped(convertEntry);
     } catch (err) {
       this.#entriesDirty = true;
       throw err;
@@ -905,41 +933,28 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#applyEntries(list);
   }
 
-  #applyEntries(list: readonly Entry[]): void {
+  #applyEntries(list: readonly ConvertedEntry[]): void {
     const previous = this.#entries;
     this.#entries = new Map();
     let changed = list.length !== previous.size;
     for (const e of list) {
-      const spiffeId = entrySpiffeId(e);
-      if (spiffeId === undefined || e.id === '') {
-        this.#log.warn({ entry_id: e.id }, 'Ignoring an authorized entry with an invalid SPIFFE ID');
+      if ('invalidId' in e) {
+        this.#log.warn({ entry_id: e.invalidId }, 'Ignoring an authorized entry with an invalid SPIFFE ID');
         continue;
       }
       const prev = previous.get(e.id);
       if (
         prev !== undefined &&
-        prev.revision === e.revisionNumber &&
-        prev.spiffeId === spiffeId &&
+        prev.revision === e.revision &&
+        prev.spiffeId === e.spiffeId &&
         prev.storeSvid === e.storeSvid &&
-        e.revisionNumber !== 0n
+        e.revision !== 0n
       ) {
         this.#entries.set(e.id, prev);
         continue;
       }
       changed = true;
-      this.#putEntry({
-        id: e.id,
-        spiffeId,
-        selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
-        selectorKeys: e.selectors.map(selectorKey),
-        federatesWith: [...e.federatesWith],
-        hint: e.hint,
-        createdAt: e.createdAt,
-        revision: e.revisionNumber,
-        x509SvidTtl: e.x509SvidTtl,
-        jwtSvidTtl: e.jwtSvidTtl,
-        storeSvid: e.storeSvid,
-      });
+      this.#putEntry(e);
     }
     for (const id of previous.keys()) if (!this.#entries.has(id)) changed = true;
     this.#synced = true;
