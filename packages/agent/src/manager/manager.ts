@@ -170,6 +170,15 @@ const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d)
 const ISSUE_BATCH = 500;
 const DEFAULT_TTL_S = 3600;
 
+/** A new P-256 private key as PKCS#8 DER. */
+function newKeyDer(): Buffer {
+  return generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  }).privateKey;
+}
+
 function parseTime(s: string): number {
   return new Date(s).getTime();
 }
@@ -1168,8 +1177,13 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   async #issueBatch(batch: readonly CachedEntry[]): Promise<void> {
     const client = this.#client;
     if (client === undefined) return;
-    const keys = batch.map(() => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
-    const params = batch.map((e, i) => ({ entryId: e.id, csr: buildCsr(keys[i] as KeyObject) }));
+    // Keys are kept as PKCS#8 DER only: no KeyObject (native memory freed only when collected) lives across
+    // the signing call.
+    const keys = batch.map(() => newKeyDer());
+    const params = batch.map((e, i) => ({
+      entryId: e.id,
+      csr: buildCsr(createPrivateKey({ key: keys[i] as Buffer, format: 'der', type: 'pkcs8' })),
+    }));
     const results = await client.batchNewX509Svid(params);
     const nowMs = this.#now().getTime();
     let failures = 0;
@@ -1191,14 +1205,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         continue;
       }
       try {
-        const s = this.#makeSvid(
-          entry,
-          entry.revision,
-          r.svid.certChain,
-          pkcs8Der(keys[i] as KeyObject),
-          nowMs,
-          nowMs,
-        );
+        const s = this.#makeSvid(entry, entry.revision, r.svid.certChain, keys[i] as Buffer, nowMs, nowMs);
         if (this.#svids.delete(entry.id)) rotated++;
         else fresh++;
         this.#svids.set(entry.id, s);
