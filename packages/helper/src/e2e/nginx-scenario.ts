@@ -210,7 +210,10 @@ svid_bundle_file_name = "svid_bundle.pem"
       requests++;
       const serial = r.serverCert?.serialNumber;
       if (serial === undefined) throw new Error('curl did not report the server certificate');
-      if (serials.at(-1) !== serial) serials.push(serial);
+      // Distinct certificates in the order first served. Right after a reload (SIGHUP) nginx's old workers may
+      // still accept a connection or two before they drain, so the previous certificate can briefly reappear:
+      // that is nginx's graceful reload, not a stale file.
+      if (!serials.includes(serial)) serials.push(serial);
       await new Promise((res) => setTimeout(res, 50));
     }
     const foreign = await curl(url, o.serverName, port, bundleFile, o.foreignClient, bodyFile);
