@@ -128,7 +128,19 @@ describe('EntryIndex', () => {
     other.start();
     const changed = new Promise<void>((resolve) => other.onChange(() => resolve()));
     const created = await ds.createEntry(entry('spiffe://example.org/from-elsewhere', AGENT));
-    await changed;
+    // The index's poll timer is unref'd, so a (ref'd) deadline keeps the event loop alive while the change is
+    // awaited, and bounds the wait.
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([
+      changed,
+      new Promise<never>((_, reject) => {
+        deadline = setTimeout(
+          () => reject(new Error('the other index did not see the write within 10 s')),
+          10_000,
+        );
+      }),
+    ]);
+    clearTimeout(deadline);
     assert.ok(other.authorizedEntries(AGENT).some((e) => e.id === created.id));
     await ds.deleteEntry(created.id);
     await other.refresh();
