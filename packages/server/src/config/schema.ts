@@ -19,6 +19,7 @@ import {
   logLevelSchema,
   metricsSchema,
   object,
+  observabilityListeners,
   path,
   port,
   record,
@@ -259,22 +260,10 @@ export const serverConfigSchema = object({
   .checkFields(
     ['bindAddress', 'bindPort', 'healthChecks', 'metrics', 'telemetry', 'federation', 'serverless'],
     (v, r) => {
-      const listeners: ListenerSpec[] = [{ path: 'bind_port', address: v.bindAddress, port: v.bindPort }];
-      if (v.healthChecks.listenerEnabled) {
-        listeners.push({
-          path: 'health_checks.bind_port',
-          address: v.healthChecks.bindAddress,
-          port: v.healthChecks.bindPort,
-        });
-      }
-      const prom =
-        v.metrics ??
-        (v.telemetry?.prometheus && {
-          bindAddress: v.telemetry.prometheus.host,
-          bindPort: v.telemetry.prometheus.port,
-        });
-      if (prom !== undefined)
-        listeners.push({ path: 'metrics.bind_port', address: prom.bindAddress, port: prom.bindPort });
+      const listeners: ListenerSpec[] = [
+        { path: 'bind_port', address: v.bindAddress, port: v.bindPort },
+        ...observabilityListeners(v),
+      ];
       const be = v.federation?.bundleEndpoint;
       if (be !== undefined)
         listeners.push({ path: 'federation.bundle_endpoint.port', address: be.address, port: be.port });
