@@ -8,6 +8,4 @@ export {
   createJoinTokenAttestor,
   createX509PopAttestor,
   type X509PopAttestorFiles,
-  x509PopPayload,
-  x509PopResponse,
 } from './node-attestor.js';

@@ -4,14 +4,9 @@
  *
  * @module
  */
-import {
-  createPrivateKey,
-  constants as cryptoConstants,
-  sign as cryptoSign,
-  type KeyObject,
-  X509Certificate,
-} from 'node:crypto';
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { marshalX509PopPayload, signX509PopChallenge, X509POP_TYPE } from '@tessera/common/attestation';
 import { SpiffeError } from '@tessera/spiffe/errors';
 
 /** An agent-side node attestor: the attestation payload and the answers to the server's challenges. */
@@ -65,67 +60,14 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 /** Parses every certificate of a PEM text, in order. */
 function parsePemCertificates(text: string, what: string): X509Certificate[] {
   const blocks = text.match(PEM_CERT) ?? [];
-  if (blocks.length === 0) throw invalid('x509pop', `${what} holds no PEM certificate`);
+  if (blocks.length === 0) throw invalid(X509POP_TYPE, `${what} holds no PEM certificate`);
   return blocks.map((b, i) => {
     try {
       return new X509Certificate(b);
     } catch {
-      throw invalid('x509pop', `${what} certificate ${i} cannot be parsed`);
+      throw invalid(X509POP_TYPE, `${what} certificate ${i} cannot be parsed`);
     }
   });
-}
-
-/**
- * Builds the x509pop payload (`{"certificates": [base64 DER, leaf first]}`) of a chain.
- *
- * @example
- * ```ts
- * const payload = x509PopPayload([leaf, intermediate]);
- * ```
- */
-export function x509PopPayload(chain: readonly X509Certificate[]): Buffer {
-  return Buffer.from(JSON.stringify({ certificates: chain.map((c) => c.raw.toString('base64')) }));
-}
-
-/**
- * Answers an x509pop challenge (`{"nonce": base64}`) with `{"signature": base64}`: ECDSA/SHA-256 (ASN.1),
- * RSA-PSS/SHA-256 or Ed25519 over the nonce.
- *
- * @throws {SpiffeError} ERR_NODE_ATTESTATION_INVALID when the challenge is not `{"nonce": base64}`
- * @example
- * ```ts
- * const response = x509PopResponse(key, challenge);
- * ```
- */
-export function x509PopResponse(privateKey: KeyObject, challenge: Buffer): Buffer {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(challenge.toString('utf8'));
-  } catch {
-    throw invalid('x509pop', 'challenge is not JSON');
-  }
-  const nonce = (parsed as { nonce?: unknown } | null)?.nonce;
-  if (typeof nonce !== 'string' || nonce === '') throw invalid('x509pop', 'challenge has no nonce');
-  const data = Buffer.from(nonce, 'base64');
-  let signature: Buffer;
-  switch (privateKey.asymmetricKeyType) {
-    case 'ec':
-      signature = cryptoSign('sha256', data, privateKey);
-      break;
-    case 'rsa':
-      signature = cryptoSign('sha256', data, {
-        key: privateKey,
-        padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
-        saltLength: cryptoConstants.RSA_PSS_SALTLEN_DIGEST,
-      });
-      break;
-    case 'ed25519':
-      signature = cryptoSign(null, data, privateKey);
-      break;
-    default:
-      throw invalid('x509pop', `unsupported key type "${String(privateKey.asymmetricKeyType)}"`);
-  }
-  return Buffer.from(JSON.stringify({ signature: signature.toString('base64') }));
 }
 
 /**
@@ -151,7 +93,7 @@ export function createX509PopAttestor(files: X509PopAttestorFiles): AgentNodeAtt
     }
   };
   return {
-    type: 'x509pop',
+    type: X509POP_TYPE,
     async payload() {
       const leafChain = parsePemCertificates(
         await readFile(files.certificatePath, 'utf8'),
@@ -167,15 +109,15 @@ export function createX509PopAttestor(files: X509PopAttestorFiles): AgentNodeAtt
       const leaf = chain[0] as X509Certificate;
       if (!leaf.checkPrivateKey(key)) {
         throw invalid(
-          'x509pop',
+          X509POP_TYPE,
           `private key "${files.privateKeyPath}" does not match certificate "${files.certificatePath}"`,
         );
       }
-      return x509PopPayload(chain);
+      return marshalX509PopPayload(chain);
     },
     async respond(challenge) {
       key ??= await loadKey();
-      return x509PopResponse(key, challenge);
+      return signX509PopChallenge(key, challenge);
     },
   };
 }

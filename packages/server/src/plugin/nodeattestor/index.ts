@@ -16,6 +16,4 @@ export {
   sha1Fingerprint,
   X509POP_TYPE,
   type X509PopAttestorConfig,
-  x509PopPayload,
-  x509PopResponse,
 } from './x509pop/x509pop.js';

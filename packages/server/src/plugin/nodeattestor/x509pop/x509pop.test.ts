@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { marshalX509PopPayload, signX509PopChallenge } from '@tessera/common/attestation';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { TestCa } from '@tessera/testing';
-import { createX509PopAttestor, x509PopPayload, x509PopResponse } from './x509pop.js';
+import { createX509PopAttestor } from './x509pop.js';
 
 const td = TrustDomain.fromString('example.org');
 
@@ -19,7 +20,9 @@ describe('x509pop node attestor', () => {
     });
     const attestor = createX509PopAttestor({ trustDomain: td, caCertificates: [rootCert] });
     const chain = [leaf.leaf, ...intermediate.chainToRoot()];
-    const r = await attestor.attest(x509PopPayload(chain), async (c) => x509PopResponse(leaf.privateKey, c));
+    const r = await attestor.attest(marshalX509PopPayload(chain), async (c) =>
+      signX509PopChallenge(leaf.privateKey, c),
+    );
     const fp = createHash('sha1').update(leaf.leaf.raw).digest('hex');
     assert.equal(r.agentId, `spiffe://example.org/spire/agent/x509pop/${fp}`);
     assert.ok(r.selectors.some((s) => s.value === 'subject:cn:node-1'));
@@ -33,7 +36,7 @@ describe('x509pop node attestor', () => {
     const chain = [leaf.leaf, ...intermediate.chainToRoot()];
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     await assert.rejects(
-      attestor.attest(x509PopPayload(chain), async (c) => x509PopResponse(other, c)),
+      attestor.attest(marshalX509PopPayload(chain), async (c) => signX509PopChallenge(other, c)),
       { code: 'ERR_NODE_ATTESTATION_FAILED', message: /does not verify/ },
     );
   });
@@ -43,7 +46,7 @@ describe('x509pop node attestor', () => {
     const leaf = stranger.issueX509Svid({ spiffeId: 'spiffe://pop.example/node' });
     const attestor = createX509PopAttestor({ trustDomain: td, caCertificates: [rootCert] });
     await assert.rejects(
-      attestor.attest(x509PopPayload([leaf.leaf]), async () => Buffer.from('{}')),
+      attestor.attest(marshalX509PopPayload([leaf.leaf]), async () => Buffer.from('{}')),
       { code: 'ERR_NODE_ATTESTATION_FAILED', message: /does not chain to a trusted CA/ },
     );
   });
