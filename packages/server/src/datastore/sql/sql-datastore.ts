@@ -66,6 +66,8 @@ import type {
 type Db = Kysely<DatabaseSchema>;
 type EntryRow = Selectable<EntriesTable>;
 type NodeRow = Selectable<AttestedNodesTable>;
+/** Tables with one row per trust domain. */
+type TrustDomainTable = 'bundles' | 'federation_relationships';
 
 /** Rows per multi-row INSERT (well under every engine's bound-parameter limit). */
 const CHUNK = 500;
@@ -464,6 +466,50 @@ export class SqlDatastore implements Datastore {
         )
         .execute();
     }
+  }
+
+  // The two helpers below serve the tables with one row per trust domain. Kysely cannot type a query over a
+  // generic table name, so each writes its query over the union of those tables and narrows the rows back to
+  // `T`'s, which is what the query returns since it reads `table`.
+
+  /** Reads the row of `table` for `trustDomain`. */
+  async #fetchByTrustDomain<T extends TrustDomainTable, R>(
+    op: string,
+    table: T,
+    trustDomain: string,
+    map: (row: Selectable<DatabaseSchema[T]>) => R,
+  ): Promise<R | undefined> {
+    return this.#op(op, 'conflict', async () => {
+      const r = await this.#db
+        .selectFrom(table as TrustDomainTable)
+        .selectAll()
+        .where('trust_domain', '=', trustDomain)
+        .executeTakeFirst();
+      return r === undefined ? undefined : map(r as Selectable<DatabaseSchema[T]>);
+    });
+  }
+
+  /** Lists the rows of `table` in insertion (pk) order, a page at a time when `req` asks for pagination. */
+  async #listPaged<T extends TrustDomainTable, R>(
+    op: string,
+    table: T,
+    req: ListRequest,
+    map: (row: Selectable<DatabaseSchema[T]>) => R,
+  ): Promise<Page<R>> {
+    const p = checkPagination(req.pagination);
+    return this.#op(op, 'conflict', async () => {
+      let q = this.#db
+        .selectFrom(table as TrustDomainTable)
+        .selectAll()
+        .orderBy('pk');
+      if (p !== undefined) q = q.where('pk', '>', p.after).limit(p.size + 1);
+      return page(
+        await q.execute(),
+        p?.size,
+        (r) => num(r.pk),
+        (r) => map(r as Selectable<DatabaseSchema[T]>),
+      );
+    });
   }
 
   async #checkFederatedBundles(conn: Db, tds: Iterable<string>): Promise<void> {
@@ -1095,23 +1141,11 @@ export class SqlDatastore implements Datastore {
   }
 
   async fetchBundle(trustDomain: string): Promise<Bundle | undefined> {
-    return this.#op('fetch bundle', 'conflict', async () => {
-      const r = await this.#db
-        .selectFrom('bundles')
-        .selectAll()
-        .where('trust_domain', '=', trustDomain)
-        .executeTakeFirst();
-      return r === undefined ? undefined : toBundle(r);
-    });
+    return this.#fetchByTrustDomain('fetch bundle', 'bundles', trustDomain, toBundle);
   }
 
   async listBundles(req: ListRequest = {}): Promise<Page<Bundle>> {
-    const p = checkPagination(req.pagination);
-    return this.#op('list bundles', 'conflict', async () => {
-      let q = this.#db.selectFrom('bundles').selectAll().orderBy('pk');
-      if (p !== undefined) q = q.where('pk', '>', p.after).limit(p.size + 1);
-      return page(await q.execute(), p?.size, (r) => num(r.pk), toBundle);
-    });
+    return this.#listPaged('list bundles', 'bundles', req, toBundle);
   }
 
   async countBundles(): Promise<number> {
@@ -1214,23 +1248,16 @@ export class SqlDatastore implements Datastore {
   }
 
   async fetchFederationRelationship(trustDomain: string): Promise<FederationRelationship | undefined> {
-    return this.#op('fetch federation relationship', 'conflict', async () => {
-      const r = await this.#db
-        .selectFrom('federation_relationships')
-        .selectAll()
-        .where('trust_domain', '=', trustDomain)
-        .executeTakeFirst();
-      return r === undefined ? undefined : toRelationship(r);
-    });
+    return this.#fetchByTrustDomain(
+      'fetch federation relationship',
+      'federation_relationships',
+      trustDomain,
+      toRelationship,
+    );
   }
 
   async listFederationRelationships(req: ListRequest = {}): Promise<Page<FederationRelationship>> {
-    const p = checkPagination(req.pagination);
-    return this.#op('list federation relationships', 'conflict', async () => {
-      let q = this.#db.selectFrom('federation_relationships').selectAll().orderBy('pk');
-      if (p !== undefined) q = q.where('pk', '>', p.after).limit(p.size + 1);
-      return page(await q.execute(), p?.size, (r) => num(r.pk), toRelationship);
-    });
+    return this.#listPaged('list federation relationships', 'federation_relationships', req, toRelationship);
   }
 
   async updateFederationRelationship(
