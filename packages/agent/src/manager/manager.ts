@@ -112,11 +112,15 @@ export interface IdentityManagerConfig {
   readonly metrics?: ManagerMetrics;
 }
 
+/**
+ * A registration entry as the agent keeps it: one small object per entry (an agent may hold tens of thousands).
+ * Selectors are kept only as flat `type:value` keys (a selector type never contains ':'; the server refuses it),
+ * a single key as a plain string; `{ type, value }` objects are derived where needed ({@link selectorsOf}).
+ */
 interface CachedEntry {
   readonly id: string;
   readonly spiffeId: string;
-  readonly selectors: readonly WorkloadSelector[];
-  readonly selectorKeys: readonly string[];
+  readonly selectorKeys: string | readonly string[];
   readonly federatesWith: readonly string[];
   readonly hint: string;
   readonly createdAt: bigint;
@@ -165,7 +169,41 @@ interface Group {
   snapshot: IdentitySnapshot;
 }
 
-const selectorKey = (s: WorkloadSelector): string => `${s.type}:${s.value}`;
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+
+/** `type:value`, built as one flat string (a template literal would keep a rope of both parts alive). */
+const selectorKey = (s: WorkloadSelector): string => [s.type, ':', s.value].join('');
+
+/** The selector keys of an entry as a list. */
+function keysOf(e: CachedEntry): readonly string[] {
+  return typeof e.selectorKeys === 'string' ? [e.selectorKeys] : e.selectorKeys;
+}
+
+/** The first selector key of an entry (the one it is indexed under), if any. */
+function firstKeyOf(e: CachedEntry): string | undefined {
+  return typeof e.selectorKeys === 'string' ? e.selectorKeys : e.selectorKeys[0];
+}
+
+/** Whether a workload holding `held` has every selector of `e`. */
+function holdsAll(e: CachedEntry, held: ReadonlySet<string>): boolean {
+  if (typeof e.selectorKeys === 'string') return held.has(e.selectorKeys);
+  for (const k of e.selectorKeys) if (!held.has(k)) return false;
+  return true;
+}
+
+/** The selectors of an entry as `{ type, value }` (split at the first ':'). */
+function selectorsOf(e: CachedEntry): WorkloadSelector[] {
+  return keysOf(e).map((k) => {
+    const i = k.indexOf(':');
+    return { type: k.slice(0, i), value: k.slice(i + 1) };
+  });
+}
+
+/** Compact selector keys of `selectors` (see {@link CachedEntry}). */
+function compactKeys(selectors: readonly WorkloadSelector[]): string | readonly string[] {
+  if (selectors.length === 1) return selectorKey(selectors[0] as WorkloadSelector);
+  return selectors.length === 0 ? NO_STRINGS : selectors.map(selectorKey);
+}
 const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d) => new X509Certificate(d));
 const ISSUE_BATCH = 500;
 const DEFAULT_TTL_S = 3600;
@@ -186,7 +224,9 @@ function parseTime(s: string): number {
 function entrySpiffeId(e: Entry): string | undefined {
   if (e.spiffeId === undefined) return undefined;
   try {
-    return SpiffeId.fromPath(TrustDomain.fromString(e.spiffeId.trustDomain), e.spiffeId.path).toString();
+    const id = SpiffeId.fromPath(TrustDomain.fromString(e.spiffeId.trustDomain), e.spiffeId.path);
+    // One flat string (toString() may be a rope over the trust domain name and the path).
+    return ['spiffe://', id.trustDomain.name, id.path].join('');
   } catch {
     return undefined;
   }
@@ -195,8 +235,6 @@ function entrySpiffeId(e: Entry): string | undefined {
 /** An entry from the server converted for the cache, or the ID of an entry that cannot be used. */
 type ConvertedEntry = CachedEntry | { readonly invalidId: string };
 
-const NO_STRINGS: readonly string[] = Object.freeze([]);
-
 /** Converts an entry from the server (called while the response is decoded: keep nothing of `e`). */
 function convertEntry(e: Entry): ConvertedEntry {
   const spiffeId = entrySpiffeId(e);
@@ -204,8 +242,7 @@ function convertEntry(e: Entry): ConvertedEntry {
   return {
     id: e.id,
     spiffeId,
-    selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
-    selectorKeys: e.selectors.map(selectorKey),
+    selectorKeys: compactKeys(e.selectors),
     federatesWith: e.federatesWith.length === 0 ? NO_STRINGS : [...e.federatesWith],
     hint: e.hint,
     createdAt: e.createdAt,
@@ -286,7 +323,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #tainted: ReadonlySet<string> = new Set();
   #federated = new Map<string, SpiffeBundle>();
   #entries = new Map<string, CachedEntry>();
-  #bySelector = new Map<string, string[]>();
+  /** Entry IDs by the first selector key of each entry (one ID as a string, several as a list). */
+  #bySelector = new Map<string, string | string[]>();
   #storeEntryIds: ReadonlySet<string> = new Set();
   readonly #storeListeners = new Set<() => void>();
   #svids = new Map<string, CachedSvid>();
@@ -638,15 +676,24 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #persistCache(): Promise<void> {
     const federated: Record<string, string> = {};
     for (const [k, v] of this.#federated) federated[k] = v.marshal();
+    // References only (the maps change while the file is written); each record is converted as it is written.
+    const entries = [...this.#entries.values()];
+    const svids = [...this.#svids.values()];
     return this.#cfg.storage.saveCache({
       trustDomain: this.#td.name,
-      entries: [...this.#entries.values()].map(entryToStored),
-      svids: [...this.#svids.values()].map((s) => ({
-        entryId: s.entryId,
-        entryRevision: s.entryRevision.toString(),
-        chain: s.chainDers,
-        key: s.keyDer,
-      })),
+      entries: (function* () {
+        for (const e of entries) yield entryToStored(e);
+      })(),
+      svids: (function* () {
+        for (const s of svids) {
+          yield {
+            entryId: s.entryId,
+            entryRevision: s.entryRevision.toString(),
+            chain: s.chainDers,
+            key: s.keyDer,
+          };
+        }
+      })(),
       federated,
     });
   }
@@ -973,8 +1020,10 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (entry === undefined) this.#svids.delete(id);
       else if (entry.revision !== s.entryRevision || entry.spiffeId !== s.spiffeId) s.stale = true;
     }
-    for (const [k, j] of this.#jwt) {
-      if (![...this.#entries.values()].some((e) => e.spiffeId === j.svid.spiffeId)) this.#jwt.delete(k);
+    if (this.#jwt.size > 0) {
+      const ids = new Set<string>();
+      for (const e of this.#entries.values()) ids.add(e.spiffeId);
+      for (const [k, j] of this.#jwt) if (!ids.has(j.svid.spiffeId)) this.#jwt.delete(k);
     }
     this.#reindex();
     this.#refreshGroups();
@@ -987,7 +1036,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   }
 
   #reindex(): void {
-    const idx = new Map<string, string[]>();
+    const idx = new Map<string, string | string[]>();
     const store = new Set<string>();
     for (const e of this.#entries.values()) {
       if (e.storeSvid) {
@@ -996,11 +1045,13 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         continue;
       }
       // Index each entry under its first selector only: a workload must hold all of them anyway.
-      const k = e.selectorKeys[0];
+      // Most keys index a single entry: kept as a plain string, a list only from the second one on.
+      const k = firstKeyOf(e);
       if (k === undefined) continue;
-      const list = idx.get(k);
-      if (list === undefined) idx.set(k, [e.id]);
-      else list.push(e.id);
+      const ids = idx.get(k);
+      if (ids === undefined) idx.set(k, e.id);
+      else if (typeof ids === 'string') idx.set(k, [ids, e.id]);
+      else ids.push(e.id);
     }
     this.#bySelector = idx;
     this.#storeEntryIds = store;
@@ -1226,9 +1277,9 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     for (const k of selectorKeys) {
       const ids = this.#bySelector.get(k);
       if (ids === undefined) continue;
-      for (const id of ids) {
+      for (const id of typeof ids === 'string' ? [ids] : ids) {
         const e = this.#entries.get(id);
-        if (e?.selectorKeys.every((s) => selectorKeys.has(s))) out.push(e);
+        if (e !== undefined && holdsAll(e, selectorKeys)) out.push(e);
       }
     }
     out.sort((a, b) =>
@@ -1402,7 +1453,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       entries.push({
         id: e.id,
         spiffeId: e.spiffeId,
-        selectors: e.selectors,
+        selectors: selectorsOf(e),
         federatesWith: e.federatesWith,
         svid: usable
           ? { chainDer: s.chainDers, keyDer: s.keyDer, expiresAt: new Date(s.notAfterMs) }
@@ -1477,7 +1528,7 @@ function entryToStored(e: CachedEntry): StoredEntry {
   return {
     id: e.id,
     spiffeId: e.spiffeId,
-    selectors: e.selectors,
+    selectors: selectorsOf(e),
     federatesWith: e.federatesWith,
     hint: e.hint,
     createdAt: e.createdAt.toString(),
@@ -1493,9 +1544,8 @@ function storedToEntry(e: StoredEntry): CachedEntry {
   return {
     id: e.id,
     spiffeId: id,
-    selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
-    selectorKeys: e.selectors.map(selectorKey),
-    federatesWith: [...e.federatesWith],
+    selectorKeys: compactKeys(e.selectors),
+    federatesWith: e.federatesWith.length === 0 ? NO_STRINGS : [...e.federatesWith],
     hint: e.hint,
     createdAt: BigInt(e.createdAt),
     revision: BigInt(e.revision),

@@ -7,7 +7,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** File name of the agent state. */
@@ -59,6 +59,15 @@ export interface StoredCache {
   readonly federated: Readonly<Record<string, string>>;
 }
 
+/** A workload cache to store: entries and SVIDs may be produced lazily (they are written as they come). */
+export interface StoredCacheInput {
+  readonly trustDomain: string;
+  readonly entries: Iterable<StoredEntry>;
+  readonly svids: Iterable<StoredSvid>;
+  /** Federated bundles (SPIFFE bundle JSON) keyed by trust domain name. */
+  readonly federated: Readonly<Record<string, string>>;
+}
+
 /** Creates `dir` (and parents) and makes it 0700. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -73,11 +82,16 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * await writeFileAtomic('/var/lib/agent/state.json', json);
  * ```
  */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer | Iterable<string>,
+  mode = 0o600,
+): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+    else await writeChunked(fh, data);
     await fh.sync();
   } catch (err) {
     await fh.close();
@@ -95,6 +109,52 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
 }
 
 const b64 = (b: Buffer): string => b.toString('base64');
+
+/** Bytes gathered before each write of {@link writeChunked}. */
+const WRITE_CHUNK = 64 * 1024;
+
+/**
+ * Writes the pieces of `parts` in chunks of about 64 KiB: a large document (tens of thousands of entries) is
+ * never held as one string, so writing it costs little memory.
+ */
+async function writeChunked(fh: FileHandle, parts: Iterable<string>): Promise<void> {
+  let pending: string[] = [];
+  let size = 0;
+  for (const p of parts) {
+    pending.push(p);
+    size += p.length;
+    if (size >= WRITE_CHUNK) {
+      await fh.write(pending.join(''));
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size > 0) await fh.write(pending.join(''));
+}
+
+/** The JSON text of a workload cache, piece by piece (the same document `JSON.stringify` would give). */
+function* cacheJson(c: StoredCacheInput): Generator<string> {
+  yield `{"version":1,"trustDomain":${JSON.stringify(c.trustDomain)},"entries":[`;
+  let sep = '';
+  for (const e of c.entries) {
+    yield sep + JSON.stringify(e);
+    sep = ',';
+  }
+  yield '],"svids":[';
+  sep = '';
+  for (const s of c.svids) {
+    yield sep +
+      JSON.stringify({
+        entryId: s.entryId,
+        entryRevision: s.entryRevision,
+        chain: s.chain.map(b64),
+        key: b64(s.key),
+      });
+    sep = ',';
+  }
+  yield `],"federated":${JSON.stringify(c.federated)}}`;
+}
+
 const unb64 = (v: unknown, what: string): Buffer => {
   if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new Error(`${what} is not base64`);
   return Buffer.from(v, 'base64');
@@ -231,21 +291,12 @@ export class AgentStorage {
     };
   }
 
-  /** Stores the workload cache atomically (0600). */
-  saveCache(c: StoredCache): Promise<void> {
-    const doc = {
-      version: 1,
-      trustDomain: c.trustDomain,
-      entries: c.entries,
-      svids: c.svids.map((s) => ({
-        entryId: s.entryId,
-        entryRevision: s.entryRevision,
-        chain: s.chain.map(b64),
-        key: b64(s.key),
-      })),
-      federated: c.federated,
-    };
-    return this.#serial(() => writeFileAtomic(join(this.dir, SVID_CACHE_FILE), JSON.stringify(doc)));
+  /**
+   * Stores the workload cache atomically (0600). The document is written piece by piece as `c.entries` and
+   * `c.svids` are iterated (when the write starts, after earlier writes finished).
+   */
+  saveCache(c: StoredCacheInput): Promise<void> {
+    return this.#serial(() => writeFileAtomic(join(this.dir, SVID_CACHE_FILE), cacheJson(c)));
   }
 
   /** Deletes the agent state and the workload cache (ban, eviction without re-attestation). */
