@@ -15,7 +15,7 @@ import {
 import { buildCsr } from '@tessera/common/x509';
 import { runCli } from './cli/index.js';
 import { READY_MAX_INDEX_AGE_MS } from './server.js';
-import { type AgentIdentity, freePort, type LiveServer, startLiveServer } from './testing/live-server.js';
+import { type AgentIdentity, type LiveServer, startLiveServer } from './testing/live-server.js';
 
 /** The value of the sample `name{labels}` in Prometheus text (labels in the metric's label order). */
 function sample(text: string, series: string): number | undefined {
@@ -53,21 +53,22 @@ describe('tessera-server health, metrics and audit log', () => {
   const TD = 'example.org';
 
   before(async () => {
-    healthPort = await freePort();
-    metricsPort = await freePort();
+    // The live server binds both listeners on free ports of its own choosing (the ports named here are not used).
     live = await startLiveServer({
       config: {
-        health_checks: { listener_enabled: true, bind_address: '127.0.0.1', bind_port: healthPort },
-        metrics: { bind_address: '127.0.0.1', bind_port: metricsPort },
+        health_checks: { listener_enabled: true, bind_address: '127.0.0.1' },
+        metrics: { bind_address: '127.0.0.1', bind_port: 9988 },
       },
     });
+    assert.ok(live.server.healthPort !== undefined && live.server.metricsPort !== undefined);
+    healthPort = live.server.healthPort;
+    metricsPort = live.server.metricsPort;
   });
   after(async () => {
     await live.close();
   });
 
   it('answers /live and /ready with 200 on the health listener', async () => {
-    assert.equal(live.server.healthPort, healthPort);
     const liveRes = await fetch(`http://127.0.0.1:${healthPort}/live`);
     assert.equal(liveRes.status, 200);
     assert.deepEqual(await liveRes.json(), { live: true });
@@ -341,15 +342,16 @@ describe('tessera-server issuance_workers', () => {
 
 describe('tessera-server /ready follows the entry index', () => {
   it('is ready while the index keeps up, and unready once the datastore is gone for longer than the limit', async () => {
-    const healthPort = await freePort();
-    // The server's clock runs with the wall clock, moved forward by `skewMs` to jump past the limit at once.
+    // The server's clock stands still but for `skewMs`, moved forward to jump past the limit at once: how long
+    // the steps take on a loaded machine does not count against the limit.
+    const startMs = Date.now();
     let skewMs = 0;
     const live = await startLiveServer({
-      config: { health_checks: { listener_enabled: true, bind_address: '127.0.0.1', bind_port: healthPort } },
-      now: () => new Date(Date.now() + skewMs),
+      config: { health_checks: { listener_enabled: true, bind_address: '127.0.0.1' } },
+      now: () => new Date(startMs + skewMs),
     });
     const ready = async () => {
-      const res = await fetch(`http://127.0.0.1:${healthPort}/ready`);
+      const res = await fetch(`http://127.0.0.1:${live.server.healthPort}/ready`);
       return { status: res.status, body: (await res.json()) as unknown };
     };
     try {

@@ -60,6 +60,10 @@ export interface StartServerOptions {
   readonly bindPort?: number;
   /** Overrides of the bundle endpoint port (tests use 0). */
   readonly bundleEndpointPort?: number;
+  /** Overrides of the health listener's port, when it is enabled (tests use 0). */
+  readonly healthPort?: number;
+  /** Overrides of the metrics listener's port, when it is configured (tests use 0). */
+  readonly metricsPort?: number;
   /** Clock of the attestation and signing rate limiters in milliseconds (default `Date.now`; tests freeze it). */
   readonly rateLimitNowMs?: () => number;
   /** Deadline of one AttestAgent exchange in milliseconds (default 30 s; tests shorten it). */
@@ -348,7 +352,7 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     if (config.healthChecks.listenerEnabled) {
       const h = await startHealthServer({
         bindAddress: config.healthChecks.bindAddress,
-        bindPort: config.healthChecks.bindPort,
+        bindPort: opts.healthPort ?? config.healthChecks.bindPort,
         livePath: config.healthChecks.livePath,
         readyPath: config.healthChecks.readyPath,
         ready,
@@ -359,7 +363,7 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
     if (config.metrics !== undefined) {
       const m = await startHealthServer({
         bindAddress: config.metrics.bindAddress,
-        bindPort: config.metrics.bindPort,
+        bindPort: opts.metricsPort ?? config.metrics.bindPort,
         ready,
         metrics: metricsText,
       });

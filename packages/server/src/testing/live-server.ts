@@ -1,12 +1,11 @@
 /**
- * Test support: an in-process tessera-server on a temp admin socket and a free TCP port, with its log lines
+ * Test support: an in-process tessera-server on a temp admin socket and free TCP ports, with its log lines
  * captured, and small clients for admin (Unix socket) and agent (mTLS) calls. Used by the server's tests only.
  *
  * @module
  */
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ChannelCredentials, credentials, status } from '@grpc/grpc-js';
@@ -24,19 +23,6 @@ import { createLogger } from '@tessera/common/log';
 import { buildCsr } from '@tessera/common/x509';
 import { validateServerConfig } from '../config/load.js';
 import { startServer, type TesseraServer } from '../server.js';
-
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** An agent's identity: its SVID chain (DER, leaf first) and key. */
 export interface AgentIdentity {
@@ -79,7 +65,10 @@ export interface LiveServerOptions {
 }
 
 /**
- * Starts a server with a memory key manager and SQLite under a temp directory.
+ * Starts a server with a memory key manager and SQLite under a temp directory. Its TCP listeners (agent API,
+ * and health and metrics when configured) bind free ports chosen by the system, whatever ports the config
+ * names: read them from `server.tcpPort`, `server.healthPort` and `server.metricsPort`. (A port picked free
+ * beforehand can be taken by another process before the server binds it.)
  *
  * @throws {Error} when the configuration is invalid or the server cannot start
  */
@@ -106,6 +95,8 @@ export async function startLiveServer(opts: LiveServerOptions = {}): Promise<Liv
       config: r.config,
       logger,
       bindPort: 0,
+      healthPort: 0,
+      metricsPort: 0,
       ...(opts.rateLimitNowMs === undefined ? {} : { rateLimitNowMs: opts.rateLimitNowMs }),
       ...(opts.now === undefined ? {} : { now: opts.now }),
     });
