@@ -6,6 +6,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,31 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/**
+ * Whether every thread of process `pid` is stopped (by SIGSTOP), from /proc (Linux): the state letter after the
+ * command name in each `/proc/<pid>/task/<tid>/stat`.
+ *
+ * @throws {Error} when the process is gone or a zombie
+ */
+function allThreadsStopped(pid: number): boolean {
+  let stopped = true;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // this thread has just exited
+    }
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') {
+      if (tid === String(pid)) throw new Error(`process ${pid} has exited`);
+      continue;
+    }
+    if (state !== 'T' && state !== 't') stopped = false;
+  }
+  return stopped;
 }
 
 /** A free TCP port on 127.0.0.1 (bound then released). */
@@ -219,6 +245,26 @@ export class TesseraServer {
   /** Sends a signal to the whole process group (default SIGKILL). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.#child.pid !== undefined && this.#exit === undefined) killGroup(this.#child.pid, signal);
+  }
+
+  /**
+   * Stops the process group (SIGSTOP) and resolves once every thread of the server has stopped: from then until
+   * {@link resume} (or a kill) the server writes nothing and answers nothing. Linux only (reads /proc).
+   *
+   * @throws {Error} when the process has exited
+   */
+  async pause(): Promise<void> {
+    if (this.#exit !== undefined) throw new Error('tessera-server has exited');
+    this.kill('SIGSTOP');
+    while (!allThreadsStopped(this.pid)) {
+      if (this.#exit !== undefined) throw new Error('tessera-server has exited');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Lets a {@link pause}d process group run again (SIGCONT). */
+  resume(): void {
+    this.kill('SIGCONT');
   }
 
   /** Resolves when the process has exited. */
