@@ -8,7 +8,7 @@ import type { BundleSet, JwtBundle, JwtBundleSource, X509Bundle, X509BundleSourc
 import { WorkloadApiError } from '../errors.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { WorkloadApiClient } from './client.js';
-import { SourceLifecycle, startSource } from './watch-source.js';
+import { LiveSource, SourceLifecycle, startSource } from './watch-source.js';
 import { type SourceClientOptions, sourceClient } from './x509-source.js';
 
 /** Options of {@link BundleSource.create}. */
@@ -29,13 +29,14 @@ export type BundleSourceOptions = SourceClientOptions;
  * const svid = await JwtSvid.parseAndValidate(token, bundles, ['spiffe://example.org/api']);
  * ```
  */
-export class BundleSource implements X509BundleSource, JwtBundleSource {
+export class BundleSource extends LiveSource implements X509BundleSource, JwtBundleSource {
   readonly #life: SourceLifecycle<WorkloadApiClient>;
   #x509: BundleSet | undefined;
   #jwt: BundleSet | undefined;
 
-  private constructor(client: WorkloadApiClient, owned: boolean) {
-    this.#life = new SourceLifecycle(client, owned);
+  private constructor(life: SourceLifecycle<WorkloadApiClient>) {
+    super(life);
+    this.#life = life;
   }
 
   /**
@@ -52,7 +53,7 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
    */
   static async create(options: BundleSourceOptions = {}): Promise<BundleSource> {
     const { client, owned } = sourceClient(options);
-    const source = new BundleSource(client, owned);
+    const source = new BundleSource(new SourceLifecycle(client, owned));
     await startSource(source.#life, options.signal, [
       (stop, ready) =>
         client.watchX509Bundles(
@@ -137,35 +138,5 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
    */
   jwtBundles(): BundleSet {
     return this.#sets().jwt;
-  }
-
-  /**
-   * Registers a listener called after every update of either kind (not for the initial ones).
-   *
-   * @returns A function that unregisters the listener.
-   * @example
-   * ```ts
-   * const off = source.onUpdate(() => console.log('bundles changed'));
-   * ```
-   */
-  onUpdate(listener: () => void): () => void {
-    return this.#life.onUpdate(listener);
-  }
-
-  /**
-   * Stops the watches and, if the source created its client, closes it. Idempotent.
-   *
-   * @example
-   * ```ts
-   * await source.close();
-   * ```
-   */
-  async close(): Promise<void> {
-    this.#life.close();
-  }
-
-  /** Closes the source (`await using`). */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }

@@ -9,7 +9,7 @@ import type { TrustDomain } from '../spiffeid/index.js';
 import type { JwtSvid, JwtSvidParams, JwtSvidSource } from '../svid/index.js';
 import type { WorkloadApiClient } from './client.js';
 import type { RemoteSourceOptions } from './remote.js';
-import { SourceLifecycle, startSource } from './watch-source.js';
+import { LiveSource, SourceLifecycle, startSource } from './watch-source.js';
 import { localOrRemoteSourceClient, type SourceClientOptions } from './x509-source.js';
 
 /** Options of {@link JwtSource.create}. */
@@ -37,13 +37,14 @@ type JwtClient = Pick<WorkloadApiClient, 'fetchJwtSvid' | 'fetchJwtSvids' | 'wat
  * const svid = await source.fetchJwtSvid({ audience: 'spiffe://example.org/api' });
  * ```
  */
-export class JwtSource implements JwtSvidSource, JwtBundleSource {
+export class JwtSource extends LiveSource implements JwtSvidSource, JwtBundleSource {
   readonly #life: SourceLifecycle<JwtClient>;
   readonly #picker: JwtSourceOptions['picker'];
   #bundles: BundleSet | undefined;
 
-  private constructor(client: JwtClient, owned: boolean, picker: JwtSourceOptions['picker']) {
-    this.#life = new SourceLifecycle(client, owned);
+  private constructor(life: SourceLifecycle<JwtClient>, picker: JwtSourceOptions['picker']) {
+    super(life);
+    this.#life = life;
     this.#picker = picker;
   }
 
@@ -60,7 +61,7 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    */
   static async create(options: JwtSourceOptions = {}): Promise<JwtSource> {
     const { client, owned } = localOrRemoteSourceClient(options);
-    const source = new JwtSource(client, owned, options.picker);
+    const source = new JwtSource(new SourceLifecycle(client, owned), options.picker);
     await startSource(source.#life, options.signal, [
       (stop, ready) =>
         client.watchJwtBundles(
@@ -141,35 +142,5 @@ export class JwtSource implements JwtSvidSource, JwtBundleSource {
    */
   jwtBundles(): BundleSet {
     return this.#current();
-  }
-
-  /**
-   * Registers a listener called after every bundle update (not for the initial one).
-   *
-   * @returns A function that unregisters the listener.
-   * @example
-   * ```ts
-   * const off = source.onUpdate(() => console.log('JWT bundles changed'));
-   * ```
-   */
-  onUpdate(listener: () => void): () => void {
-    return this.#life.onUpdate(listener);
-  }
-
-  /**
-   * Stops the watch and, if the source created its client, closes it. Idempotent.
-   *
-   * @example
-   * ```ts
-   * await source.close();
-   * ```
-   */
-  async close(): Promise<void> {
-    this.#life.close();
-  }
-
-  /** Closes the source (`await using`). */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Shared start-up logic of the sources: run one or more watches and wait until each delivered its
- * first update, a watch fails terminally, or the caller's signal aborts.
+ * Shared logic of the sources: run one or more watches and wait until each delivered its first update,
+ * a watch fails terminally, or the caller's signal aborts; the lifecycle (client ownership, listeners,
+ * close) and the lifecycle methods every source exposes.
  *
  * @module
  * @internal
@@ -152,5 +153,50 @@ export class SourceLifecycle<C extends { close(): void }> {
     this.#stop.abort();
     this.#listeners.clear();
     if (this.#owned) this.client.close();
+  }
+}
+
+/**
+ * The lifecycle methods every source exposes (update listeners, close, `await using`), over the source's
+ * {@link SourceLifecycle}.
+ *
+ * @internal
+ */
+export abstract class LiveSource {
+  readonly #life: SourceLifecycle<{ close(): void }>;
+
+  protected constructor(life: SourceLifecycle<{ close(): void }>) {
+    this.#life = life;
+  }
+
+  /**
+   * Registers a listener called after every update (not for the initial one); a source that runs several
+   * watches calls it after an update of any of them.
+   *
+   * @returns A function that unregisters the listener.
+   * @example
+   * ```ts
+   * const off = source.onUpdate(() => reloadTls());
+   * ```
+   */
+  onUpdate(listener: () => void): () => void {
+    return this.#life.onUpdate(listener);
+  }
+
+  /**
+   * Stops the watches and, if the source created its client, closes it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await source.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#life.close();
+  }
+
+  /** Closes the source (`await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }

@@ -9,7 +9,7 @@ import type { TrustDomain } from '../spiffeid/index.js';
 import type { X509Svid, X509SvidSource } from '../svid/index.js';
 import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
 import { type RemoteAttestationClient, type RemoteSourceOptions, remoteSourceClient } from './remote.js';
-import { SourceLifecycle, startSource } from './watch-source.js';
+import { LiveSource, SourceLifecycle, startSource } from './watch-source.js';
 import type { X509Context } from './x509-context.js';
 
 /** Options shared by the sources: which client to use, or how to make one. */
@@ -83,13 +83,14 @@ export function localOrRemoteSourceClient(
  * const svid = source.getX509Svid();
  * ```
  */
-export class X509Source implements X509SvidSource, X509BundleSource {
+export class X509Source extends LiveSource implements X509SvidSource, X509BundleSource {
   readonly #life: SourceLifecycle<X509WatchClient>;
   readonly #picker: ((svids: readonly X509Svid[]) => X509Svid) | undefined;
   #context: X509Context | undefined;
 
-  private constructor(client: X509WatchClient, owned: boolean, picker: X509SourceOptions['picker']) {
-    this.#life = new SourceLifecycle(client, owned);
+  private constructor(life: SourceLifecycle<X509WatchClient>, picker: X509SourceOptions['picker']) {
+    super(life);
+    this.#life = life;
     this.#picker = picker;
   }
 
@@ -109,7 +110,7 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    */
   static async create(options: X509SourceOptions = {}): Promise<X509Source> {
     const { client, owned } = localOrRemoteSourceClient(options);
-    const source = new X509Source(client, owned, options.picker);
+    const source = new X509Source(new SourceLifecycle(client, owned), options.picker);
     await startSource(source.#life, options.signal, [
       (stop, ready) =>
         client.watchX509Context(
@@ -185,35 +186,5 @@ export class X509Source implements X509SvidSource, X509BundleSource {
    */
   x509Bundles(): BundleSet {
     return this.#current().bundles;
-  }
-
-  /**
-   * Registers a listener called after every update (not for the initial one).
-   *
-   * @returns A function that unregisters the listener.
-   * @example
-   * ```ts
-   * const off = source.onUpdate(() => reloadTls());
-   * ```
-   */
-  onUpdate(listener: () => void): () => void {
-    return this.#life.onUpdate(listener);
-  }
-
-  /**
-   * Stops the watch and, if the source created its client, closes it. Idempotent.
-   *
-   * @example
-   * ```ts
-   * await source.close();
-   * ```
-   */
-  async close(): Promise<void> {
-    this.#life.close();
-  }
-
-  /** Closes the source (`await using`). */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }
