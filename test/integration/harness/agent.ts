@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -25,23 +25,11 @@ import {
 } from '@tessera/common/api';
 import { SpiffeId } from '@tessera/spiffe/spiffeid';
 import { adminClients, currentBundle } from './api.js';
-import { type ProcessResult, REPO_ROOT, type TesseraServer, tempDir } from './server.js';
+import { GroupProcess, type ProcessResult, runGroup, spawnGroup } from './process.js';
+import { REPO_ROOT, type TesseraServer, tempDir } from './server.js';
 
 /** The built agent binary. */
 export const AGENT_BIN = join(REPO_ROOT, 'packages', 'agent', 'dist', 'bin', 'tessera-agent.js');
-
-const live = new Set<number>();
-process.on('exit', () => {
-  for (const pid of live) killGroup(pid, 'SIGKILL');
-});
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
 
 /**
  * Polls `check` until it returns a value other than `undefined` (or throws a non-retryable error), every
@@ -210,7 +198,7 @@ export interface AgentStartOptions {
 }
 
 /** A running tessera-agent process. */
-export class TesseraAgent {
+export class TesseraAgent extends GroupProcess {
   /** Data directory (config, bootstrap bundle, `data/`). */
   readonly dir: string;
   /** Socket directory (`public/api.sock`, `private/admin.sock`). */
@@ -218,33 +206,14 @@ export class TesseraAgent {
   readonly socketPath: string;
   readonly adminSocketPath: string;
   readonly configPath: string;
-  readonly #child: ChildProcess;
-  readonly #exited: Promise<ProcessResult>;
-  #logs = '';
-  #exit: ProcessResult | undefined;
-  readonly #logWaiters = new Set<() => void>();
 
   private constructor(dir: string, socketDir: string, configPath: string, child: ChildProcess) {
+    super('tessera-agent', child);
     this.dir = dir;
     this.socketDir = socketDir;
     this.socketPath = join(socketDir, 'public', 'api.sock');
     this.adminSocketPath = join(socketDir, 'private', 'admin.sock');
     this.configPath = configPath;
-    this.#child = child;
-    const onData = (c: Buffer) => {
-      this.#logs += c.toString();
-      for (const w of this.#logWaiters) w();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    this.#exited = new Promise((resolve) => {
-      child.once('close', (code, signal) => {
-        if (child.pid !== undefined) live.delete(child.pid);
-        this.#exit = { code, signal, stdout: this.#logs, stderr: '' };
-        for (const w of this.#logWaiters) w();
-        resolve(this.#exit);
-      });
-    });
   }
 
   /** Writes the bootstrap bundle and config, starts `tessera-agent run`, and waits as `opts.waitFor` says. */
@@ -269,12 +238,7 @@ export class TesseraAgent {
     };
     const configPath = join(dir, 'agent.json');
     await writeFile(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
-    const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', configPath], {
-      cwd: dir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    if (child.pid !== undefined) live.add(child.pid);
+    const child = spawnGroup(process.execPath, [AGENT_BIN, 'run', '--config', configPath], { cwd: dir });
     const agent = new TesseraAgent(dir, socketDir, configPath, child);
     try {
       const ms = opts.readyTimeoutMs ?? 30_000;
@@ -292,27 +256,8 @@ export class TesseraAgent {
     return `unix://${this.socketPath}`;
   }
 
-  /** The process id (also the process group id). */
-  get pid(): number {
-    return this.#child.pid ?? -1;
-  }
-
-  /** Everything the process wrote so far. */
-  logs(): string {
-    return this.#logs;
-  }
-
-  /** Whether the process has exited. */
-  get exited(): boolean {
-    return this.#exit !== undefined;
-  }
-
   #checkAlive(what: string): void {
-    if (this.#exit !== undefined) {
-      throw new Error(
-        `tessera-agent exited (${this.#exit.code ?? this.#exit.signal}) while waiting for ${what}:\n${this.#logs.slice(-4000)}`,
-      );
-    }
+    if (this.exited) throw this.exitedError(` while waiting for ${what}`);
   }
 
   /** GETs `path` on the admin socket; resolves to the HTTP status (0 when unreachable). */
@@ -360,61 +305,7 @@ export class TesseraAgent {
       await new Promise((r) => setTimeout(r, 100));
     }
     this.#checkAlive(what);
-    throw new Error(`tessera-agent: no ${what} after ${timeoutMs} ms:\n${this.#logs.slice(-4000)}`);
-  }
-
-  /** Resolves with the first log match of `re` (already written or to come); rejects on timeout. */
-  waitForLog(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(this.#logs);
-        if (m !== null) {
-          done();
-          resolve(m);
-        }
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.#logWaiters.delete(check);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(
-            `tessera-agent: no log line matching ${re} within ${timeoutMs} ms:\n${this.#logs.slice(-4000)}`,
-          ),
-        );
-      }, timeoutMs);
-      this.#logWaiters.add(check);
-      check();
-    });
-  }
-
-  /** Sends a signal to the whole process group (default SIGKILL). */
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.#child.pid !== undefined && this.#exit === undefined) killGroup(this.#child.pid, signal);
-  }
-
-  /** Resolves when the process has exited. */
-  waitExit(): Promise<ProcessResult> {
-    return this.#exited;
-  }
-
-  /** Graceful stop: SIGTERM, then SIGKILL after `graceMs`; resolves with the exit. */
-  async terminate(graceMs = 15_000): Promise<ProcessResult> {
-    this.kill('SIGTERM');
-    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
-    try {
-      return await this.#exited;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Kills the process group and waits for the exit (teardown; safe to call twice). */
-  async stop(): Promise<void> {
-    this.kill('SIGKILL');
-    await this.#exited;
+    throw new Error(`tessera-agent: no ${what} after ${timeoutMs} ms:\n${this.logTail()}`);
   }
 }
 
@@ -428,7 +319,7 @@ export interface WorkloadRun extends ProcessResult {
  * Runs `node <script> ...args` as a workload (its own process group, killed after `timeoutMs`), optionally as
  * another user via `setpriv --reuid=<uid> --regid=<gid> --clear-groups`.
  */
-export function runWorkload(
+export async function runWorkload(
   script: string,
   args: readonly string[],
   opts: { uid?: number; gid?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
@@ -445,34 +336,19 @@ export function runWorkload(
           script,
           ...args,
         ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      cwd: '/',
-      env: opts.env ?? process.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const pid = child.pid;
-    if (pid !== undefined) live.add(pid);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => pid !== undefined && killGroup(pid, 'SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (pid !== undefined) live.delete(pid);
-      const lastLine = stdout.trim().split('\n').at(-1) ?? '';
-      let json: unknown;
-      try {
-        json = JSON.parse(lastLine);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, signal, stdout, stderr, json });
-    });
+  const result = await runGroup(argv[0] as string, argv.slice(1), {
+    cwd: '/',
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+    timeoutMs: opts.timeoutMs ?? 30_000,
   });
+  const lastLine = result.stdout.trim().split('\n').at(-1) ?? '';
+  let json: unknown;
+  try {
+    json = JSON.parse(lastLine);
+  } catch {
+    json = undefined;
+  }
+  return { ...result, json };
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -14,24 +14,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { BundleService, GetBundleRequest, makeClient } from '@tessera/common/api';
+import { GroupProcess, type ProcessResult, runGroup, spawnGroup } from './process.js';
+
+export type { ProcessResult } from './process.js';
 
 /** Root of the repository (test/integration/dist/harness → ../../../../). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 /** The built server binary. */
 export const SERVER_BIN = join(REPO_ROOT, 'packages', 'server', 'dist', 'bin', 'tessera-server.js');
-
-const live = new Set<number>();
-process.on('exit', () => {
-  for (const pid of live) killGroup(pid, 'SIGKILL');
-});
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
 
 /**
  * Whether every thread of process `pid` is stopped (by SIGSTOP), from /proc (Linux): the state letter after the
@@ -77,14 +67,6 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove: (
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** Result of a finished process. */
-export interface ProcessResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /**
  * Runs the built `tessera-server` binary with `args` to completion (in its own process group, killed after
  * `timeoutMs`).
@@ -93,26 +75,10 @@ export function runServerBin(
   args: readonly string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SERVER_BIN, ...args], {
-      cwd: opts.cwd ?? REPO_ROOT,
-      env: opts.env ?? process.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const pid = child.pid;
-    if (pid !== undefined) live.add(pid);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => pid !== undefined && killGroup(pid, 'SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (pid !== undefined) live.delete(pid);
-      resolve({ code, signal, stdout, stderr });
-    });
+  return runGroup(process.execPath, [SERVER_BIN, ...args], {
+    cwd: opts.cwd ?? REPO_ROOT,
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+    timeoutMs: opts.timeoutMs ?? 60_000,
   });
 }
 
@@ -131,16 +97,12 @@ export interface StartOptions {
 }
 
 /** A running tessera-server process. */
-export class TesseraServer {
+export class TesseraServer extends GroupProcess {
   readonly dir: string;
   readonly socketPath: string;
   readonly port: number;
   readonly trustDomain: string;
   readonly configPath: string;
-  readonly #child: ChildProcess;
-  readonly #exited: Promise<ProcessResult>;
-  #logs = '';
-  #exit: ProcessResult | undefined;
 
   private constructor(
     dir: string,
@@ -149,21 +111,12 @@ export class TesseraServer {
     configPath: string,
     child: ChildProcess,
   ) {
+    super('tessera-server', child);
     this.dir = dir;
     this.socketPath = join(dir, 'admin', 'api.sock');
     this.port = port;
     this.trustDomain = trustDomain;
     this.configPath = configPath;
-    this.#child = child;
-    child.stdout?.on('data', (c: Buffer) => (this.#logs += c.toString()));
-    child.stderr?.on('data', (c: Buffer) => (this.#logs += c.toString()));
-    this.#exited = new Promise((resolve) => {
-      child.once('close', (code, signal) => {
-        if (child.pid !== undefined) live.delete(child.pid);
-        this.#exit = { code, signal, stdout: this.#logs, stderr: '' };
-        resolve(this.#exit);
-      });
-    });
   }
 
   /** Writes a config file, starts `tessera-server run`, and waits until the admin socket answers GetBundle. */
@@ -182,12 +135,7 @@ export class TesseraServer {
     };
     const configPath = join(dir, 'server.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
-    const child = spawn(process.execPath, [SERVER_BIN, 'run', '--config', configPath], {
-      cwd: dir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    if (child.pid !== undefined) live.add(child.pid);
+    const child = spawnGroup(process.execPath, [SERVER_BIN, 'run', '--config', configPath], { cwd: dir });
     const server = new TesseraServer(dir, port, trustDomain, configPath, child);
     try {
       await server.waitReady(opts.readyTimeoutMs ?? 30_000);
@@ -198,31 +146,12 @@ export class TesseraServer {
     return server;
   }
 
-  /** The process id (also the process group id). */
-  get pid(): number {
-    return this.#child.pid ?? -1;
-  }
-
-  /** Everything the process wrote so far. */
-  logs(): string {
-    return this.#logs;
-  }
-
-  /** Whether the process has exited. */
-  get exited(): boolean {
-    return this.#exit !== undefined;
-  }
-
   /** Resolves when the admin socket answers, rejects on timeout or early exit (with the logs). */
   async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
-      if (this.#exit !== undefined) {
-        throw new Error(
-          `tessera-server exited early (${this.#exit.code ?? this.#exit.signal}):\n${this.#logs.slice(-4000)}`,
-        );
-      }
+      if (this.exited) throw this.exitedError(' early');
       const client = makeClient(BundleService, `unix://${this.socketPath}`, credentials.createInsecure());
       try {
         await client.getBundle(GetBundleRequest.fromPartial({}), { deadline: Date.now() + 1000 });
@@ -234,17 +163,12 @@ export class TesseraServer {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`tessera-server not ready after ${timeoutMs} ms (${last}):\n${this.#logs.slice(-4000)}`);
+    throw new Error(`tessera-server not ready after ${timeoutMs} ms (${last}):\n${this.logTail()}`);
   }
 
   /** Runs the built CLI against this server's admin socket. */
   cli(args: readonly string[], opts: { cwd?: string } = {}): Promise<ProcessResult> {
     return runServerBin([...args, '--socket', this.socketPath], { cwd: opts.cwd ?? this.dir });
-  }
-
-  /** Sends a signal to the whole process group (default SIGKILL). */
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.#child.pid !== undefined && this.#exit === undefined) killGroup(this.#child.pid, signal);
   }
 
   /**
@@ -254,10 +178,10 @@ export class TesseraServer {
    * @throws {Error} when the process has exited
    */
   async pause(): Promise<void> {
-    if (this.#exit !== undefined) throw new Error('tessera-server has exited');
+    if (this.exited) throw new Error('tessera-server has exited');
     this.kill('SIGSTOP');
     while (!allThreadsStopped(this.pid)) {
-      if (this.#exit !== undefined) throw new Error('tessera-server has exited');
+      if (this.exited) throw new Error('tessera-server has exited');
       await new Promise((r) => setTimeout(r, 1));
     }
   }
@@ -265,16 +189,5 @@ export class TesseraServer {
   /** Lets a {@link pause}d process group run again (SIGCONT). */
   resume(): void {
     this.kill('SIGCONT');
-  }
-
-  /** Resolves when the process has exited. */
-  waitExit(): Promise<ProcessResult> {
-    return this.#exited;
-  }
-
-  /** Kills the process group and waits for the exit (teardown; safe to call twice). */
-  async stop(): Promise<void> {
-    this.kill('SIGKILL');
-    await this.#exited;
   }
 }
