@@ -512,6 +512,22 @@ export class SqlDatastore implements Datastore {
     });
   }
 
+  /** Counts the rows of `table` that meet every condition of `where`. */
+  async #count(
+    op: string,
+    table: 'entries' | 'attested_nodes',
+    where: RawBuilder<SqlBool>[],
+  ): Promise<number> {
+    return this.#op(op, 'conflict', async () => {
+      const r = await this.#db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where(and(where))
+        .executeTakeFirstOrThrow();
+      return num(r.n);
+    });
+  }
+
   async #checkFederatedBundles(conn: Db, tds: Iterable<string>): Promise<void> {
     const wanted = [...new Set(tds)];
     for (const part of chunks(wanted, CHUNK)) {
@@ -624,15 +640,7 @@ export class SqlDatastore implements Datastore {
   }
 
   async countEntries(req: Omit<ListEntriesRequest, 'pagination'> = {}): Promise<number> {
-    const where = entryFilter(req);
-    return this.#op('count entries', 'conflict', async () => {
-      const r = await this.#db
-        .selectFrom('entries')
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where(and(where))
-        .executeTakeFirstOrThrow();
-      return num(r.n);
-    });
+    return this.#count('count entries', 'entries', entryFilter(req));
   }
 
   async updateEntry(entry: RegistrationEntry, mask: EntryMask): Promise<RegistrationEntry> {
@@ -858,15 +866,7 @@ export class SqlDatastore implements Datastore {
   }
 
   async countAttestedNodes(req: Omit<ListAttestedNodesRequest, 'pagination'> = {}): Promise<number> {
-    const where = nodeFilter(req);
-    return this.#op('count attested nodes', 'conflict', async () => {
-      const r = await this.#db
-        .selectFrom('attested_nodes')
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where(and(where))
-        .executeTakeFirstOrThrow();
-      return num(r.n);
-    });
+    return this.#count('count attested nodes', 'attested_nodes', nodeFilter(req));
   }
 
   async updateAttestedNode(node: AttestedNode, mask: AttestedNodeMask): Promise<AttestedNode> {
