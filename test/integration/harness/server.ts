@@ -1,7 +1,8 @@
 /**
  * Integration harness: starts the BUILT tessera-server (packages/server/dist/bin/tessera-server.js) as a real
- * process in its own process group, in a temp directory, on a free port and a temp admin socket; runs the CLI
- * as a real process; and always kills what it started (SIGKILL to the process group) on teardown or exit.
+ * process in its own process group, in a temp directory, on a free port (started again on another one when that
+ * port is taken before the server binds it) and a temp admin socket; runs the CLI as a real process; and always
+ * kills what it started (SIGKILL to the process group) on teardown or exit.
  *
  * @module
  */
@@ -82,6 +83,9 @@ export function runServerBin(
   });
 }
 
+/** How many times {@link TesseraServer.start} starts the server when it finds its agent API port taken. */
+export const PORT_ATTEMPTS = 5;
+
 /** Options of {@link TesseraServer.start}. */
 export interface StartOptions {
   /** Trust domain (default example.org). */
@@ -90,9 +94,9 @@ export interface StartOptions {
   readonly config?: Readonly<Record<string, unknown>>;
   /** Reuse this directory (a restart); default: a new temp directory. */
   readonly dir?: string;
-  /** Reuse this agent API port (a restart). */
+  /** Reuse this agent API port (a restart); default: a port picked free. */
   readonly port?: number;
-  /** How long to wait for the admin socket to answer. Default 30 s. */
+  /** How long to wait for the admin socket to answer (each start). Default 30 s. */
   readonly readyTimeoutMs?: number;
 }
 
@@ -103,9 +107,11 @@ export class TesseraServer extends GroupProcess {
   readonly port: number;
   readonly trustDomain: string;
   readonly configPath: string;
+  readonly #bindAddress: string;
 
   private constructor(
     dir: string,
+    bindAddress: string,
     port: number,
     trustDomain: string,
     configPath: string,
@@ -114,15 +120,37 @@ export class TesseraServer extends GroupProcess {
     super('tessera-server', child);
     this.dir = dir;
     this.socketPath = join(dir, 'admin', 'api.sock');
+    this.#bindAddress = bindAddress;
     this.port = port;
     this.trustDomain = trustDomain;
     this.configPath = configPath;
   }
 
-  /** Writes a config file, starts `tessera-server run`, and waits until the admin socket answers GetBundle. */
+  /**
+   * Writes a config file, starts `tessera-server run`, and waits until the admin socket answers GetBundle.
+   *
+   * The built server cannot bind port 0 (its config takes ports 1-65535), so the agent API port is picked free
+   * beforehand ({@link freePort}) and another process may take it before the server binds it. When the server
+   * exits because its agent API port is in use, the start is tried again ({@link PORT_ATTEMPTS} times at most):
+   * on a newly picked port, or after a short pause on the same port when `opts.port` asks for that port (a restart).
+   */
   static async start(opts: StartOptions = {}): Promise<TesseraServer> {
     const dir = opts.dir ?? (await tempDir('server')).path;
-    const port = opts.port ?? (await freePort());
+    for (let attempt = 1; ; attempt++) {
+      const server = await TesseraServer.#launch(dir, opts.port ?? (await freePort()), opts);
+      try {
+        await server.waitReady(opts.readyTimeoutMs ?? 30_000);
+        return server;
+      } catch (err) {
+        await server.stop();
+        if (attempt >= PORT_ATTEMPTS || !server.#lostPort()) throw err;
+        if (opts.port !== undefined) await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** Writes the config file for `port` into `dir` and starts `tessera-server run` on it. */
+  static async #launch(dir: string, port: number, opts: StartOptions): Promise<TesseraServer> {
     const trustDomain = opts.trustDomain ?? 'example.org';
     const config = {
       trust_domain: trustDomain,
@@ -136,14 +164,15 @@ export class TesseraServer extends GroupProcess {
     const configPath = join(dir, 'server.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const child = spawnGroup(process.execPath, [SERVER_BIN, 'run', '--config', configPath], { cwd: dir });
-    const server = new TesseraServer(dir, port, trustDomain, configPath, child);
-    try {
-      await server.waitReady(opts.readyTimeoutMs ?? 30_000);
-    } catch (err) {
-      server.kill();
-      throw err;
-    }
-    return server;
+    return new TesseraServer(dir, String(config.bind_address), port, trustDomain, configPath, child);
+  }
+
+  /** Whether the process has exited because another process holds its agent API address. */
+  #lostPort(): boolean {
+    return (
+      this.exited &&
+      this.logs().includes(`EADDRINUSE: address already in use ${this.#bindAddress}:${this.port}`)
+    );
   }
 
   /** Resolves when the admin socket answers, rejects on timeout or early exit (with the logs). */
