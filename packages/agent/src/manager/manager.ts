@@ -11,7 +11,7 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate 
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { Entry, WatchAuthorizedEntriesResponse, X509SVID } from '@tessera/common/api';
-import { buildCsr, pkcs8Der } from '@tessera/common/x509';
+import { buildCsr, buildP256Csr, certificateSpkiDer, type P256KeyDer, pkcs8Der } from '@tessera/common/x509';
 import { SpiffeBundle, X509Bundle } from '@tessera/spiffe/bundle';
 import { SpiffeError } from '@tessera/spiffe/errors';
 import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
@@ -208,13 +208,18 @@ const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d)
 const ISSUE_BATCH = 500;
 const DEFAULT_TTL_S = 3600;
 
-/** A new P-256 private key as PKCS#8 DER. */
-function newKeyDer(): Buffer {
-  return generateKeyPairSync('ec', {
+/**
+ * A new P-256 key pair as DER (PKCS#8 and SPKI). Issuance makes no KeyObject for workload keys: the CSR is signed
+ * from the DER and the issued leaf is matched to the key by its SPKI, so no native key object per SVID waits
+ * for garbage collection and no key is imported twice.
+ */
+function newKeyPairDer(): P256KeyDer {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', {
     namedCurve: 'P-256',
     publicKeyEncoding: { type: 'spki', format: 'der' },
     privateKeyEncoding: { type: 'pkcs8', format: 'der' },
-  }).privateKey;
+  });
+  return { pkcs8: privateKey, spki: publicKey };
 }
 
 function parseTime(s: string): number {
@@ -1064,15 +1069,20 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     entry: CachedEntry,
     revision: bigint,
     chainDers: readonly Buffer[],
-    keyDer: Buffer,
+    key: Buffer | P256KeyDer,
     nowMs: number,
     issuedAtMs?: number,
   ): CachedSvid {
     const chain = chainDers.map((d) => new X509Certificate(d));
     const leaf = chain[0];
     if (leaf === undefined) throw new SpiffeError('ERR_X509SVID_INVALID', 'agent: empty certificate chain');
-    const key = createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' });
-    if (!leaf.checkPrivateKey(key)) {
+    // A fresh key is checked by its SPKI (read from the leaf's DER, no native key objects); a stored one (PKCS#8
+    // only, read once at start-up) through a key object.
+    const keyDer = Buffer.isBuffer(key) ? key : key.pkcs8;
+    const matches = Buffer.isBuffer(key)
+      ? leaf.checkPrivateKey(createPrivateKey({ key, format: 'der', type: 'pkcs8' }))
+      : certificateSpkiDer(chainDers[0] as Buffer).equals(key.spki);
+    if (!matches) {
       throw new SpiffeError(
         'ERR_X509SVID_INVALID',
         `agent: svid of entry "${entry.id}" does not match its key`,
@@ -1099,11 +1109,16 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       target !== undefined && ttl > target
         ? notAfterMs - target
         : startMs + ttl * (0.5 - 0.1 * this.#random());
-    const chainDer = Buffer.concat(chainDers);
+    // The chain and the key share one allocation (small ones come from Node's shared Buffer pool) instead of
+    // one long-lived native allocation per key.
+    const all = Buffer.concat([...chainDers, keyDer]);
+    const chainLen = all.length - keyDer.length;
+    const chainDer = all.subarray(0, chainLen);
+    const ownKeyDer = all.subarray(chainLen);
     const views: Buffer[] = [];
     let at = 0;
     for (const d of chainDers) {
-      views.push(chainDer.subarray(at, at + d.length));
+      views.push(all.subarray(at, at + d.length));
       at += d.length;
     }
     return {
@@ -1111,7 +1126,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       entryRevision: revision,
       spiffeId: entry.spiffeId,
       chainDers: views,
-      keyDer,
+      keyDer: ownKeyDer,
       notBeforeMs,
       notAfterMs,
       rotateAtMs,
@@ -1120,7 +1135,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         spiffeId: entry.spiffeId,
         hint: entry.hint,
         chainDer,
-        keyDer,
+        keyDer: ownKeyDer,
         expiresAt: new Date(notAfterMs),
       }),
       checkedGen: this.#bundleGen,
@@ -1230,11 +1245,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     if (client === undefined) return;
     // Keys are kept as PKCS#8 DER only: no KeyObject (native memory freed only when collected) lives across
     // the signing call.
-    const keys = batch.map(() => newKeyDer());
-    const params = batch.map((e, i) => ({
-      entryId: e.id,
-      csr: buildCsr(createPrivateKey({ key: keys[i] as Buffer, format: 'der', type: 'pkcs8' })),
-    }));
+    const keys = batch.map(() => newKeyPairDer());
+    const params = batch.map((e, i) => ({ entryId: e.id, csr: buildP256Csr(keys[i] as P256KeyDer) }));
     const results = await client.batchNewX509Svid(params);
     const nowMs = this.#now().getTime();
     let failures = 0;
@@ -1256,7 +1268,14 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         continue;
       }
       try {
-        const s = this.#makeSvid(entry, entry.revision, r.svid.certChain, keys[i] as Buffer, nowMs, nowMs);
+        const s = this.#makeSvid(
+          entry,
+          entry.revision,
+          r.svid.certChain,
+          keys[i] as P256KeyDer,
+          nowMs,
+          nowMs,
+        );
         if (this.#svids.delete(entry.id)) rotated++;
         else fresh++;
         this.#svids.set(entry.id, s);

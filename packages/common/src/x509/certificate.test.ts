@@ -9,6 +9,7 @@ import {
   buildCertificate,
   buildLeafSvid,
   CA_KEY_USAGE,
+  certificateSpkiDer,
   createIssuerContext,
   derToPem,
   ipAddressBytes,
@@ -330,6 +331,31 @@ describe('buildLeafSvid', () => {
         { name: 'TypeError', message: /leaf key usage/ },
       );
     }
+  });
+});
+
+describe('certificateSpkiDer', () => {
+  it("reads the SubjectPublicKeyInfo of every key type, equal to the key's own SPKI", () => {
+    for (const type of KEY_TYPES) {
+      const root = makeRoot(type);
+      assert.deepEqual(certificateSpkiDer(root.built.der), spkiDer(root.key.publicKey), type);
+      assert.deepEqual(
+        certificateSpkiDer(root.built.der),
+        root.built.certificate.publicKey.export({ type: 'spki', format: 'der' }),
+      );
+    }
+  });
+
+  it('tells a certificate for another key apart', () => {
+    const a = makeRoot('ec-p256');
+    const b = generateKey('ec-p256');
+    assert.equal(certificateSpkiDer(a.built.der).equals(spkiDer(b.publicKey)), false);
+  });
+
+  it('rejects malformed DER with a TypeError', () => {
+    const der = makeRoot('ec-p256').built.der;
+    assert.throws(() => certificateSpkiDer(der.subarray(0, 40)), /x509: malformed certificate/);
+    assert.throws(() => certificateSpkiDer(Buffer.from([0x02, 0x01, 0x00])), /x509: malformed certificate/);
   });
 });
 

@@ -177,17 +177,42 @@ function issuerInfo(cert: X509Certificate | Uint8Array): IssuerInfo {
   return readIssuerInfo(Buffer.from(cert.buffer, cert.byteOffset, cert.byteLength));
 }
 
+/** Reads a certificate's TBSCertificate up to and including subjectPublicKeyInfo; the reader is left after it. */
+function readTbsToSpki(der: Buffer): { tbs: DerReader; subject: Buffer; spki: Buffer } {
+  const cert = new DerReader(readOne(der, Tag.sequence, 'certificate').content);
+  const tbs = new DerReader(cert.read(Tag.sequence, 'tbsCertificate').content);
+  tbs.readOptional(0xa0, 'version');
+  tbs.read(Tag.integer, 'serialNumber');
+  tbs.read(Tag.sequence, 'signature');
+  tbs.read(Tag.sequence, 'issuer');
+  tbs.read(Tag.sequence, 'validity');
+  const subject = tbs.read(Tag.sequence, 'subject').raw;
+  const spki = tbs.read(Tag.sequence, 'subjectPublicKeyInfo').raw;
+  return { tbs, subject, spki };
+}
+
+/**
+ * The SubjectPublicKeyInfo DER of a certificate, read from its DER without parsing it natively (a view into
+ * `der`). Compare it with a key's SPKI to check that a certificate carries that key.
+ *
+ * @throws {TypeError} when `der` is not a well-formed certificate up to its subjectPublicKeyInfo.
+ * @example certificateSpkiDer(leafDer).equals(spkiDer(privateKey))
+ */
+export function certificateSpkiDer(der: Uint8Array): Buffer {
+  try {
+    return readTbsToSpki(Buffer.from(der.buffer, der.byteOffset, der.byteLength)).spki;
+  } catch (err) {
+    if (err instanceof DerError) throw new TypeError(`x509: malformed certificate: ${err.message}`);
+    throw err;
+  }
+}
+
 function readIssuerInfo(der: Buffer): IssuerInfo {
   try {
-    const cert = new DerReader(readOne(der, Tag.sequence, 'certificate').content);
-    const tbs = new DerReader(cert.read(Tag.sequence, 'tbsCertificate').content);
-    tbs.readOptional(0xa0, 'version');
-    tbs.read(Tag.integer, 'serialNumber');
-    tbs.read(Tag.sequence, 'signature');
-    tbs.read(Tag.sequence, 'issuer');
-    tbs.read(Tag.sequence, 'validity');
-    const subjectDer = Buffer.from(tbs.read(Tag.sequence, 'subject').raw);
-    const spki = tbs.read(Tag.sequence, 'subjectPublicKeyInfo').raw;
+    const head = readTbsToSpki(der);
+    const tbs = head.tbs;
+    const subjectDer = Buffer.from(head.subject);
+    const spki = head.spki;
     tbs.readOptional(0x81, 'issuerUniqueID');
     tbs.readOptional(0x82, 'subjectUniqueID');
     const extsTagged = tbs.readOptional(0xa3, 'extensions');

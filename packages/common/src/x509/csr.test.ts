@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { sign } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { X509SvidError } from '@tessera/spiffe/errors';
 import fc from 'fast-check';
 import { encodeName } from './certificate.js';
-import { buildCsr, parseCsr } from './csr.js';
+import { buildCsr, buildP256Csr, parseCsr } from './csr.js';
 import { bitString, implicit, integer, octetString, oid, sequence, setOf } from './der-writer.js';
 import { generateKey, KEY_TYPES, spkiDer } from './keys.js';
 import { ExtensionOidDer, Oid, SignatureAlgorithmDer } from './oids.js';
@@ -84,6 +84,33 @@ describe('buildCsr and parseCsr', () => {
       name: 'TypeError',
       message: /needs a private key/,
     });
+  });
+});
+
+describe('buildP256Csr', () => {
+  const { privateKey: pkcs8, publicKey: spki } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  });
+
+  it('builds, from DER alone, a CSR that openssl verifies and parseCsr accepts for the same key', () => {
+    const der = buildP256Csr({ pkcs8, spki }, { uris: ['spiffe://example.org/w'] });
+    const r = openssl(['req', '-verify', '-noout', '-text', '-inform', 'DER'], der);
+    assert.equal(r.ok, true, r.out);
+    assert.match(r.out, /ecdsa-with-SHA256/);
+    const parsed = parseCsr(der);
+    assert.deepEqual(parsed.spkiDer, spki);
+    assert.deepEqual(parsed.uris, ['spiffe://example.org/w']);
+  });
+
+  it("gives a CSR that fails proof of possession when the private key is not the SPKI's", () => {
+    const other = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: { type: 'spki', format: 'der' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    });
+    assertInvalid(buildP256Csr({ pkcs8: other.privateKey, spki }), /signature/);
   });
 });
 

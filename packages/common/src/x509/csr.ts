@@ -20,7 +20,7 @@ import {
   Tag,
 } from './der-writer.js';
 import { keyTypeOf, signatureSchemeFor, spkiDer } from './keys.js';
-import { ExtensionOidDer, Oid } from './oids.js';
+import { ExtensionOidDer, Oid, SignatureAlgorithmDer } from './oids.js';
 
 /** Options of {@link buildCsr}. */
 export interface CsrOptions {
@@ -62,6 +62,43 @@ export interface ParsedCsr {
 export function buildCsr(privateKey: KeyObject, options: CsrOptions = {}): Buffer {
   if (privateKey.type !== 'private') throw new TypeError('csr: buildCsr needs a private key');
   const scheme = signatureSchemeFor(privateKey);
+  const info = certificationRequestInfo(spkiDer(privateKey), options);
+  return sequence(info, scheme.algorithmDer, bitString(sign(scheme.hash, info, privateKey)));
+}
+
+/** An ECDSA P-256 key pair held as DER only, as `generateKeyPairSync` returns it with DER encodings. */
+export interface P256KeyDer {
+  /** The private key, PKCS#8 DER. */
+  readonly pkcs8: Buffer;
+  /** The public key, SubjectPublicKeyInfo DER. */
+  readonly spki: Buffer;
+}
+
+/**
+ * Builds a DER PKCS#10 CSR for an ECDSA P-256 key given as DER, signed with ECDSA/SHA-256. No KeyObject is
+ * created: an agent issuing thousands of CSRs leaves no native key objects waiting for garbage collection.
+ * The key must be P-256 (the signature algorithm says so; a CSR for another key fails the CA's
+ * proof-of-possession check).
+ *
+ * @throws {TypeError} when `key.pkcs8` is not a private key Node can read; {@link RangeError} on unencodable names.
+ * @example
+ * ```ts
+ * const { privateKey: pkcs8, publicKey: spki } = generateKeyPairSync('ec', {
+ *   namedCurve: 'P-256',
+ *   publicKeyEncoding: { type: 'spki', format: 'der' },
+ *   privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+ * });
+ * const der = buildP256Csr({ pkcs8, spki });
+ * ```
+ */
+export function buildP256Csr(key: P256KeyDer, options: CsrOptions = {}): Buffer {
+  const info = certificationRequestInfo(key.spki, options);
+  const signature = sign('sha256', info, { key: key.pkcs8, format: 'der', type: 'pkcs8' });
+  return sequence(info, SignatureAlgorithmDer.ecdsaWithSha256, bitString(signature));
+}
+
+/** The CertificationRequestInfo of a CSR for the key `spki`. */
+function certificationRequestInfo(spki: Buffer, options: CsrOptions): Buffer {
   const names: Buffer[] = [];
   for (const d of options.dnsNames ?? []) names.push(implicit(2, ia5Bytes(d)));
   for (const u of options.uris ?? []) names.push(implicit(6, ia5Bytes(u)));
@@ -71,13 +108,12 @@ export function buildCsr(privateKey: KeyObject, options: CsrOptions = {}): Buffe
     const san = sequence(ExtensionOidDer.subjectAltName, octetString(sequence(...names)));
     attributes.push(sequence(oid(Oid.extensionRequest), setOf(sequence(san))));
   }
-  const info = sequence(
+  return sequence(
     integer(0),
     encodeName(options.subject),
-    spkiDer(privateKey),
+    spki,
     implicit(0, Buffer.concat(attributes), true),
   );
-  return sequence(info, scheme.algorithmDer, bitString(sign(scheme.hash, info, privateKey)));
 }
 
 /** Signature algorithms accepted in CSRs: digest, key type, whether NULL parameters are allowed. */

@@ -11,6 +11,7 @@ export {
   CA_KEY_USAGE,
   type CertificateIssuer,
   type CertificateOptions,
+  certificateSpkiDer,
   createIssuerContext,
   type DistinguishedName,
   derToPem,
@@ -23,7 +24,7 @@ export {
   type KeyUsageName,
   LEAF_KEY_USAGE,
 } from './certificate.js';
-export { buildCsr, type CsrOptions, type ParsedCsr, parseCsr } from './csr.js';
+export { buildCsr, buildP256Csr, type CsrOptions, type P256KeyDer, type ParsedCsr, parseCsr } from './csr.js';
 export { type DerElement, DerError, DerReader, decodeBitString, decodeOid, readOne } from './der-reader.js';
 export {
   bitString,
