@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { WorkloadApiError } from '@tessera/spiffe/errors';
 import type { WorkloadAttestorPlugin, WorkloadSelector } from '../workload-attestor.js';
 
@@ -94,7 +94,8 @@ export function createDockerAttestor(config: DockerAttestorConfig = {}): Workloa
         throw new RangeError(`docker attestor: invalid pid ${String(pid)}`);
       let text: string;
       try {
-        text = await readFile(`${procRoot}/${pid}/cgroup`, 'utf8');
+        // procfs, read synchronously (generated in memory; see the unix attestor).
+        text = readFileSync(`${procRoot}/${pid}/cgroup`, 'utf8');
       } catch (err) {
         throw new WorkloadApiError(
           'ERR_WORKLOAD_ATTESTATION_FAILED',

@@ -4,7 +4,8 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, readlink, stat } from 'node:fs/promises';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { WorkloadApiError } from '@tessera/spiffe/errors';
 import type { WorkloadAttestorPlugin, WorkloadSelector } from '../workload-attestor.js';
 
@@ -109,23 +110,29 @@ export function parseIdNameDatabase(text: string): Map<number, string> {
   return out;
 }
 
-/** A file parsed once and re-parsed only when its mtime or size change. */
-function cachedDatabase(path: string): () => Promise<Map<number, string>> {
+/**
+ * A file parsed once and re-parsed only when its inode, mtime or size change. Read synchronously: a local
+ * stat per call (and a read when the file changed) costs microseconds, a thread-pool round trip far more.
+ */
+function cachedDatabase(path: string): () => Map<number, string> {
   let key = '';
   let value = new Map<number, string>();
-  return async () => {
-    let st: Awaited<ReturnType<typeof stat>>;
-    try {
-      st = await stat(path, { bigint: true });
-    } catch {
+  return () => {
+    const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+    if (st === undefined) {
       key = '';
       value = new Map();
       return value;
     }
     const k = `${st.ino}:${st.mtimeNs}:${st.size}`;
     if (k !== key) {
-      value = parseIdNameDatabase(await readFile(path, 'utf8'));
-      key = k;
+      try {
+        value = parseIdNameDatabase(readFileSync(path, 'utf8'));
+        key = k;
+      } catch {
+        key = '';
+        value = new Map();
+      }
     }
     return value;
   };
@@ -207,14 +214,17 @@ export function createUnixAttestor(config: UnixAttestorConfig = {}): WorkloadAtt
     async attest(pid) {
       if (!Number.isSafeInteger(pid) || pid <= 0)
         throw new RangeError(`unix attestor: invalid pid ${String(pid)}`);
+      // procfs is read synchronously: its files are generated in memory by the kernel (no disk I/O), so a read
+      // takes microseconds while a thread-pool round trip per file made up much of a new caller's latency.
       let status: string;
       try {
-        status = await readFile(`${procRoot}/${pid}/status`, 'utf8');
+        status = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
       } catch (err) {
         throw fail(`cannot read /proc/${pid}/status`, err);
       }
       const ids = parseProcStatus(status, pid);
-      const [userDb, groupDb] = await Promise.all([users(), groupsDb()]);
+      const userDb = users();
+      const groupDb = groupsDb();
       const out: WorkloadSelector[] = [];
       const add = (value: string) => out.push({ type: 'unix', value });
       add(`uid:${ids.uid}`);
@@ -231,7 +241,7 @@ export function createUnixAttestor(config: UnixAttestorConfig = {}): WorkloadAtt
       if (discoverPath) {
         let path: string;
         try {
-          path = await readlink(`${procRoot}/${pid}/exe`);
+          path = readlinkSync(`${procRoot}/${pid}/exe`);
         } catch (err) {
           throw fail(`cannot read the executable path of pid "${pid}"`, err);
         }
