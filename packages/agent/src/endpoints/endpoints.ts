@@ -77,7 +77,35 @@ function serverOptions(maxReceive: number): ChannelOptions {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_concurrent_streams': 2048,
+    // No channelz: nothing reads it (the agent reports Prometheus metrics), and it tracks every connection and
+    // call, which is per-caller work on the path of a new workload's first SVID.
+    'grpc.enable_channelz': 0,
   };
+}
+
+/**
+ * A copy of a grpc-js service definition whose response serializers remember the encoding of each response
+ * object (weakly): a message built once for a snapshot and written to many streams is encoded once. grpc-js
+ * copies the bytes into each stream's own frame, so sharing them is safe.
+ */
+function withResponseEncodingCache<S extends object>(definition: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(definition) as [string, { responseSerialize: unknown }][]) {
+    const serialize = method.responseSerialize as (value: object) => Buffer;
+    const encoded = new WeakMap<object, Buffer>();
+    out[name] = {
+      ...method,
+      responseSerialize: (value: object): Buffer => {
+        let bytes = encoded.get(value);
+        if (bytes === undefined) {
+          bytes = serialize(value);
+          encoded.set(value, bytes);
+        }
+        return bytes;
+      },
+    };
+  }
+  return out as S;
 }
 
 /**
@@ -111,7 +139,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       : { interceptors: [...config.interceptors] }),
   });
   grpcServer.addService(
-    SpiffeWorkloadAPIService,
+    withResponseEncodingCache(SpiffeWorkloadAPIService),
     createWorkloadApiHandlers({
       provider: config.provider,
       attestCaller,

@@ -206,6 +206,7 @@ function compactKeys(selectors: readonly WorkloadSelector[]): string | readonly 
 }
 const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d) => new X509Certificate(d));
 const ISSUE_BATCH = 500;
+const RECENT_SNAPSHOTS = 256;
 const DEFAULT_TTL_S = 3600;
 
 /**
@@ -334,6 +335,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   readonly #storeListeners = new Set<() => void>();
   #svids = new Map<string, CachedSvid>();
   #groups = new Map<string, Group>();
+  /**
+   * Snapshots of recently closed groups (at most {@link RECENT_SNAPSHOTS}): a workload that connects again gets
+   * the same snapshot object while nothing changed, so the endpoints' per-snapshot message and encoding caches
+   * still hold.
+   */
+  readonly #recentSnapshots = new Map<string, IdentitySnapshot>();
   #jwt = new Map<string, CachedJwt>();
   readonly #bundleListeners = new Set<() => void>();
   #synced = false;
@@ -1365,12 +1372,16 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     let g = this.#groups.get(groupKey);
     if (g === undefined) {
       const entryIds = this.#match(keys);
+      let snapshot = this.#snapshotOf(entryIds);
+      const recent = this.#recentSnapshots.get(groupKey);
+      if (recent !== undefined && sameSnapshot(recent, snapshot)) snapshot = recent;
+      this.#recentSnapshots.delete(groupKey);
       g = {
         key: groupKey,
         selectorKeys: keys,
         subs: new Set(),
         entryIds,
-        snapshot: this.#snapshotOf(entryIds),
+        snapshot,
       };
       this.#groups.set(groupKey, g);
       if (entryIds.some((id) => !this.#svids.has(id))) void this.#runOnce();
@@ -1391,7 +1402,14 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         if (sub.closed) return;
         sub.closed = true;
         group.subs.delete(sub);
-        if (group.subs.size === 0 && this.#groups.get(group.key) === group) this.#groups.delete(group.key);
+        if (group.subs.size === 0 && this.#groups.get(group.key) === group) {
+          this.#groups.delete(group.key);
+          this.#recentSnapshots.set(group.key, group.snapshot);
+          if (this.#recentSnapshots.size > RECENT_SNAPSHOTS) {
+            const oldest = this.#recentSnapshots.keys().next().value as string;
+            this.#recentSnapshots.delete(oldest);
+          }
+        }
       },
     };
   }

@@ -79,8 +79,11 @@ async function startBenchAgent(
   );
   let child: Child;
   try {
+    // TESSERA_BENCH_CPU_PROF=<dir> profiles the agent too (as the server, see startBenchServer).
+    const prof = process.env.TESSERA_BENCH_CPU_PROF;
+    const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
     child = await spawnNode(
-      [builtBin('@tessera/agent', 'tessera-agent'), 'run', '--config', configPath],
+      [...nodeArgs, builtBin('@tessera/agent', 'tessera-agent'), 'run', '--config', configPath],
       ready,
       { timeoutMs: 20_000 },
     );
@@ -116,6 +119,43 @@ async function firstSvid(address: string): Promise<number> {
     return performance.now() - t0;
   } finally {
     c.close();
+  }
+}
+
+/**
+ * New connection → first complete X509SVIDResponse message, with a raw node:http2 gRPC client (the same client
+ * stack as the floor, so the difference is the agent's own work: accept, peer credentials, attestation, first
+ * message).
+ */
+async function rawFirstSvid(socketPath: string): Promise<number> {
+  const t0 = performance.now();
+  const session = connect('http://localhost', { createConnection: () => netConnect(socketPath) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': X509,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'workload.spiffe.io': 'true',
+      });
+      let got = 0;
+      let want = -1;
+      req.on('data', (d: Buffer) => {
+        if (want < 0 && got === 0 && d.length >= 5) want = 5 + d.readUInt32BE(1);
+        got += d.length;
+        if (want >= 0 && got >= want) {
+          resolve();
+          req.close();
+        }
+      });
+      req.on('error', reject);
+      req.on('end', () => reject(new Error('bench: stream ended before the first X509-SVID')));
+      req.end(Buffer.alloc(5));
+    });
+    return performance.now() - t0;
+  } finally {
+    session.destroy();
   }
 }
 
@@ -243,14 +283,17 @@ async function runWorkload(): Promise<Figure[]> {
       // first_svid, beside a raw http2 unary on a new Unix-socket connection (interleaved).
       const raw = await rawHttp2(join(dir, 'raw.sock'));
       const first: number[] = [];
+      const firstRaw: number[] = [];
       const floor: number[] = [];
       try {
         for (let i = 0; i < 20; i++) {
           await firstSvid(address);
+          await rawFirstSvid(started.socketPath);
           await rawUnary(join(dir, 'raw.sock'));
         }
         for (let i = 0; i < 300; i++) {
           first.push(await firstSvid(address));
+          firstRaw.push(await rawFirstSvid(started.socketPath));
           floor.push(await rawUnary(join(dir, 'raw.sock')));
         }
       } finally {
@@ -337,6 +380,18 @@ async function runWorkload(): Promise<Figure[]> {
           'p99 < 5 ms',
         ),
         time(
+          'agent.first_svid_raw_client.p50',
+          percentile(firstRaw, 50),
+          percentile(floor, 50),
+          'raw http2 unary, new UDS connection, p50',
+        ),
+        time(
+          'agent.first_svid_raw_client.p99',
+          percentile(firstRaw, 99),
+          percentile(floor, 99),
+          'raw http2 unary, new UDS connection, p99',
+        ),
+        time(
           'agent.entry_propagation.p50',
           percentile(prop, 50),
           percentile(writes, 50),
@@ -359,7 +414,7 @@ async function runWorkload(): Promise<Figure[]> {
       ];
     } finally {
       for (const c of clients) c.close();
-      await agent?.stop();
+      await agent?.stop(process.env.TESSERA_BENCH_CPU_PROF ? 30_000 : 5000);
       await server.stop();
       removeTempDir(dir);
     }

@@ -332,12 +332,20 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   }
 
   const noIdentity = (): GrpcStatusError => grpcError(status.PERMISSION_DENIED, MSG_NO_IDENTITY);
+  const x509Messages = new WeakMap<IdentitySnapshot, X509SVIDResponse>();
 
   return {
     fetchX509Svid(call: ServerWritableStream<X509SVIDRequest, X509SVIDResponse>): void {
       serveStream(call as StreamCall<X509SVIDResponse>, 'FetchX509SVID', (snap) => {
-        // Every cache update is sent (SPIRE): the message is the complete state.
-        return x509SvidResponse(snap, log) ?? noIdentity();
+        // Every cache update is sent (SPIRE): the message is the complete state. Built once per snapshot: all
+        // streams of a workload (and a rotation fanned out to them) share the object, and so its encoding.
+        let msg = x509Messages.get(snap);
+        if (msg === undefined) {
+          msg = x509SvidResponse(snap, log);
+          if (msg === undefined) return noIdentity();
+          x509Messages.set(snap, msg);
+        }
+        return msg;
       });
     },
 
