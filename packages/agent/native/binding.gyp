@@ -5,6 +5,12 @@
       "sources": ["peercred.c"],
       "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-O2"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
+    },
+    {
+      "target_name": "tessera_memory",
+      "sources": ["memory.c"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-O2"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
     }
   ]
 }
