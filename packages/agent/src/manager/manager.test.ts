@@ -228,6 +228,22 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
+  it('marks the snapshot pending while an entry of the workload waits for its first SVID', async () => {
+    const m = manager({ x509SvidCacheMaxSize: 1 });
+    await m.start();
+    const updates: IdentitySnapshot[] = [];
+    const sub = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], (s) => updates.push(s));
+    const first = sub.current();
+    assert.equal(first.svids.length, 1, 'the pre-issued SVID is served at once');
+    assert.equal(first.pending, true, 'the other entry has no SVID yet');
+    await m.tick();
+    const done = sub.current();
+    assert.equal(done.svids.length, 2);
+    assert.equal(done.pending, undefined);
+    assert.ok(updates.length >= 1, 'the issued SVID was pushed');
+    sub.close();
+  });
+
   it('reuses a JWT-SVID until its half-life', async () => {
     const m = manager();
     await m.start();

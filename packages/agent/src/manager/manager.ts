@@ -260,7 +260,7 @@ function convertEntry(e: Entry): ConvertedEntry {
 }
 
 function sameSnapshot(a: IdentitySnapshot, b: IdentitySnapshot): boolean {
-  if (a.bundle !== b.bundle || a.svids.length !== b.svids.length) return false;
+  if (a.bundle !== b.bundle || a.svids.length !== b.svids.length || a.pending !== b.pending) return false;
   for (let i = 0; i < a.svids.length; i++) if (a.svids[i] !== b.svids[i]) return false;
   if (a.federatedBundles.size !== b.federatedBundles.size) return false;
   for (const [k, v] of a.federatedBundles) if (b.federatedBundles.get(k) !== v) return false;
@@ -1318,6 +1318,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     const svids: WorkloadX509Svid[] = [];
     const hints = new Set<string>();
     const federated = new Map<string, SpiffeBundle>();
+    let pending = false;
     for (const id of entryIds) {
       const e = this.#entries.get(id);
       if (e === undefined) continue;
@@ -1328,7 +1329,10 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       const s = this.#svids.get(id);
       if (s === undefined || s.stale) {
         // A stale SVID (entry changed) is still served until its replacement arrives, unless its ID changed.
-        if (s === undefined || s.spiffeId !== e.spiffeId) continue;
+        if (s === undefined || s.spiffeId !== e.spiffeId) {
+          pending = true;
+          continue;
+        }
       }
       if (e.hint !== '') {
         if (hints.has(e.hint)) continue; // duplicate hints: the oldest entry wins
@@ -1336,7 +1340,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       }
       svids.push(s.wire);
     }
-    return { svids, bundle: this.#requireBundle(), federatedBundles: federated };
+    return {
+      svids,
+      bundle: this.#requireBundle(),
+      federatedBundles: federated,
+      ...(pending ? { pending } : {}),
+    };
   }
 
   #refreshGroups(): void {

@@ -33,6 +33,12 @@ export interface IdentitySnapshot {
   readonly bundle: SpiffeBundle;
   /** Bundles of the trust domains the workload's entries federate with, keyed by trust domain name. */
   readonly federatedBundles: ReadonlyMap<string, SpiffeBundle>;
+  /**
+   * True when an entry of the workload has no SVID yet (its issuance is under way, or waits for the server):
+   * with no SVID to send, the endpoints then wait for the next snapshot instead of answering PermissionDenied,
+   * as SPIRE does. Absent means false.
+   */
+  readonly pending?: boolean;
 }
 
 /** A live subscription: `current()` is always the latest snapshot; `onUpdate` fires on every change. */

@@ -26,6 +26,8 @@ export interface MemoryEntry {
   readonly hint?: string;
   /** Trust domain names the entry federates with. */
   readonly federatesWith?: readonly string[];
+  /** False: no SVID is minted for it until {@link MemoryProvider.issue} (its issuance is "in flight"). */
+  readonly issued?: boolean;
 }
 
 interface Subscriber {
@@ -72,8 +74,18 @@ export class MemoryProvider implements WorkloadIdentityProvider {
   /** Replaces the entries (SVIDs are minted for new ones) and notifies subscribers. */
   setEntries(entries: readonly MemoryEntry[]): void {
     this.#entries = [...entries];
-    for (const e of entries) if (!this.#svids.has(e.id)) this.#svids.set(e.id, this.#mint(e));
+    for (const e of entries) {
+      if (!this.#svids.has(e.id) && e.issued !== false) this.#svids.set(e.id, this.#mint(e));
+    }
     for (const id of [...this.#svids.keys()]) if (!entries.some((e) => e.id === id)) this.#svids.delete(id);
+    this.#notify();
+  }
+
+  /** Mints the SVID of an entry set with `issued: false` and notifies subscribers. */
+  issue(entryId: string): void {
+    const e = this.#entries.find((x) => x.id === entryId);
+    if (e === undefined) throw new Error(`memory provider: no entry "${entryId}"`);
+    this.#svids.set(e.id, this.#mint(e));
     this.#notify();
   }
 
@@ -144,10 +156,12 @@ export class MemoryProvider implements WorkloadIdentityProvider {
         if (b !== undefined) federatedBundles.set(td, b);
       }
     }
+    const svids = entries.flatMap((e) => this.#svids.get(e.id) ?? []);
     return {
-      svids: entries.map((e) => this.#svids.get(e.id)!),
+      svids,
       bundle: this.#bundle,
       federatedBundles,
+      ...(svids.length < entries.length ? { pending: true } : {}),
     };
   }
 

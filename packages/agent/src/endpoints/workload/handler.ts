@@ -267,13 +267,14 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   }
 
   /**
-   * Runs a subscription-backed stream: `render` turns a snapshot into the message to send (or a status to
-   * end the stream with); `dedupe` suppresses messages equal to the last one sent.
+   * Runs a subscription-backed stream: `render` turns a snapshot into the message to send, a status to end
+   * the stream with, or undefined to send nothing yet (an SVID is being issued); `same` suppresses messages
+   * equal to the last one sent.
    */
   function serveStream<Res>(
     call: StreamCall<Res>,
     method: string,
-    render: (snap: IdentitySnapshot) => Res | GrpcStatusError,
+    render: (snap: IdentitySnapshot) => Res | GrpcStatusError | undefined,
     same?: (a: Res, b: Res) => boolean,
   ): void {
     void (async () => {
@@ -297,7 +298,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       };
       const send = (snap: IdentitySnapshot): void => {
         if (done) return;
-        let msg: Res | GrpcStatusError;
+        let msg: Res | GrpcStatusError | undefined;
         try {
           msg = render(snap);
         } catch (err) {
@@ -305,6 +306,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
           finish(grpcError(status.INTERNAL, 'internal error'));
           return;
         }
+        if (msg === undefined) return;
         if (isGrpcStatusError(msg)) {
           finish(msg);
           return;
@@ -342,7 +344,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
         let msg = x509Messages.get(snap);
         if (msg === undefined) {
           msg = x509SvidResponse(snap, log);
-          if (msg === undefined) return noIdentity();
+          // No SVID: refused, unless one is being issued (then the next snapshot carries it).
+          if (msg === undefined) return snap.pending ? undefined : noIdentity();
           x509Messages.set(snap, msg);
         }
         return msg;
@@ -353,7 +356,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<X509BundlesResponse>,
         'FetchX509Bundles',
-        (snap) => (snap.svids.length === 0 ? noIdentity() : x509BundlesResponse(snap)),
+        (snap) =>
+          snap.svids.length > 0 ? x509BundlesResponse(snap) : snap.pending ? undefined : noIdentity(),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },
@@ -362,7 +366,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<JWTBundlesResponse>,
         'FetchJWTBundles',
-        (snap) => (snap.svids.length === 0 ? noIdentity() : jwtBundlesResponse(snap)),
+        (snap) =>
+          snap.svids.length > 0 ? jwtBundlesResponse(snap) : snap.pending ? undefined : noIdentity(),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },

@@ -255,6 +255,45 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       );
     });
 
+    it('waits for an SVID still being issued instead of answering PermissionDenied', async () => {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      h.provider.setEntries([
+        { id: 'e-new', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'new', issued: false },
+      ]);
+      const c = rawClient(h.address);
+      try {
+        const first = new Promise<Buffer>((resolve, reject) => {
+          const s = c.makeServerStreamRequest(
+            X509,
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            EMPTY,
+            (() => {
+              const m = new Metadata();
+              m.set('workload.spiffe.io', 'true');
+              return m;
+            })(),
+          );
+          s.once('data', (m: Buffer) => {
+            resolve(m);
+            s.cancel();
+          });
+          s.on('error', (e: { code: number }) => {
+            if (e.code !== status.CANCELLED) reject(e);
+          });
+        });
+        assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
+        await new Promise((r) => setTimeout(r, 100)); // the stream stays open, with nothing sent
+        h.provider.issue('e-new');
+        const msg = W.fetchX509Svid.responseDeserialize(await first);
+        assert.equal(msg.svids.length, 1);
+        assert.equal(msg.svids[0]?.spiffeId, WEB);
+        assert.equal(msg.svids[0]?.hint, 'new');
+      } finally {
+        c.close();
+      }
+    });
+
     it('ends the stream with PermissionDenied when the last entry goes away', async () => {
       assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
       entitle();
