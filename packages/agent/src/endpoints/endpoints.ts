@@ -18,7 +18,7 @@ import {
 
 import { createSdsHandlers, type SdsOptions, SecretDiscoveryServiceDefinition } from './sds/handler.js';
 
-import { type EndpointsLogger, nullLogger } from './stream.js';
+import { type EndpointsLogger, markMalformedRequests, nullLogger } from './stream.js';
 import {
   type AttestableCall,
   type CallerAttestation,
@@ -84,17 +84,24 @@ function serverOptions(maxReceive: number): ChannelOptions {
 }
 
 /**
- * A copy of a grpc-js service definition whose response serializers remember the encoding of each response
- * object (weakly): a message built once for a snapshot and written to many streams is encoded once. grpc-js
- * copies the bytes into each stream's own frame, so sharing them is safe.
+ * A copy of a grpc-js service definition as the agent serves it:
+ * - request deserializers never throw: undecodable bytes reach the handler as a marker it answers with
+ *   `InvalidArgument` (see {@link markMalformedRequests}), where grpc-js would answer `Internal`;
+ * - response serializers remember the encoding of each response object (weakly): a message built once for a
+ *   snapshot and written to many streams is encoded once. grpc-js copies the bytes into each stream's own
+ *   frame, so sharing them is safe.
  */
-function withResponseEncodingCache<S extends object>(definition: S): S {
+function forServing<S extends object>(definition: S): S {
   const out: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(definition) as [string, { responseSerialize: unknown }][]) {
+  for (const [name, method] of Object.entries(definition) as [
+    string,
+    { requestDeserialize: unknown; responseSerialize: unknown },
+  ][]) {
     const serialize = method.responseSerialize as (value: object) => Buffer;
     const encoded = new WeakMap<object, Buffer>();
     out[name] = {
       ...method,
+      requestDeserialize: markMalformedRequests(method.requestDeserialize as (bytes: Buffer) => unknown),
       responseSerialize: (value: object): Buffer => {
         let bytes = encoded.get(value);
         if (bytes === undefined) {
@@ -139,7 +146,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       : { interceptors: [...config.interceptors] }),
   });
   grpcServer.addService(
-    withResponseEncodingCache(SpiffeWorkloadAPIService),
+    forServing(SpiffeWorkloadAPIService),
     createWorkloadApiHandlers({
       provider: config.provider,
       attestCaller,
@@ -152,7 +159,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
   );
   if (config.sds?.disabled !== true) {
     grpcServer.addService(
-      SecretDiscoveryServiceDefinition,
+      forServing(SecretDiscoveryServiceDefinition),
       createSdsHandlers({
         provider: config.provider,
         attestCaller: (call) => attestCaller(call as AttestableCall),

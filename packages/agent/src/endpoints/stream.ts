@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Metadata, type ServerErrorResponse, type status } from '@grpc/grpc-js';
+import { Metadata, type ServerErrorResponse, status } from '@grpc/grpc-js';
 
 /** The logger the endpoints write to; a pino logger satisfies it. */
 export interface EndpointsLogger {
@@ -43,6 +43,45 @@ export function grpcError(code: status, details: string): GrpcStatusError {
 /** Tells whether `v` is a status error built by {@link grpcError} (or any object with a numeric code). */
 export function isGrpcStatusError(v: unknown): v is GrpcStatusError {
   return v instanceof Error && typeof (v as { code?: unknown }).code === 'number';
+}
+
+const MALFORMED = Symbol('tessera.endpoints.malformed-request');
+
+/** What a request deserializer from {@link markMalformedRequests} returns for bytes it cannot decode. */
+interface MalformedRequest {
+  readonly [MALFORMED]: string;
+}
+
+/**
+ * Wraps a request deserializer so that it never throws: undecodable bytes become a marker that the handler
+ * answers with `InvalidArgument` ({@link malformedRequestError}). grpc-js itself would end such a call with
+ * `Internal`, which tells the client the fault is the agent's.
+ */
+export function markMalformedRequests<T>(deserialize: (bytes: Buffer) => T): (bytes: Buffer) => T {
+  return (bytes) => {
+    try {
+      return deserialize(bytes);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : 'cannot decode';
+      return { [MALFORMED]: reason } satisfies MalformedRequest as unknown as T;
+    }
+  };
+}
+
+/**
+ * The `InvalidArgument` status for a request the deserializer could not decode (see
+ * {@link markMalformedRequests}), or undefined for a decoded one. Handlers call it before reading any field.
+ *
+ * @example
+ * ```ts
+ * const bad = malformedRequestError(call.request);
+ * if (bad !== undefined) return callback(bad);
+ * ```
+ */
+export function malformedRequestError(request: unknown): GrpcStatusError | undefined {
+  if (typeof request !== 'object' || request === null || !(MALFORMED in request)) return undefined;
+  const reason = (request as MalformedRequest)[MALFORMED];
+  return grpcError(status.INVALID_ARGUMENT, `malformed request: ${reason.slice(0, 200)}`);
 }
 
 /** The part of a grpc-js server stream the pump drives. */

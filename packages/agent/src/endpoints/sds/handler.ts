@@ -34,6 +34,7 @@ import {
   grpcError,
   isGrpcStatusError,
   LatestStatePump,
+  malformedRequestError,
   nullLogger,
 } from '../stream.js';
 
@@ -300,6 +301,11 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
 
       const onRequest = (req: DiscoveryRequest): void => {
         if (done) return;
+        const malformed = malformedRequestError(req);
+        if (malformed !== undefined) {
+          finish(malformed);
+          return;
+        }
         if (req.node !== undefined) lastNode = req.node;
         else req.node = lastNode;
         if (req.errorDetail !== undefined) {
@@ -394,6 +400,8 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
           log.error({ method: 'FetchSecrets', err }, 'Cannot read workload identities');
           return callback(grpcError(status.UNAVAILABLE, 'identities are not available'));
         }
+        const malformed = malformedRequestError(call.request);
+        if (malformed !== undefined) return callback(malformed);
         const built = buildSecrets(call.request, snap, opts);
         if (isGrpcStatusError(built)) return callback(built);
         callback(null, {

@@ -18,7 +18,7 @@ import {
   SPIFFE_CERT_VALIDATOR_CONFIG_ANY,
 } from '@tessera/common/api';
 import { TestCa } from '@tessera/testing';
-import { eventually, type Harness, startHarness } from '../test-support/harness.js';
+import { eventually, type Harness, rawClient, rawUnary, startHarness } from '../test-support/harness.js';
 
 const WEB = 'spiffe://example.org/web';
 const DB = 'spiffe://example.org/db';
@@ -296,6 +296,36 @@ describe('Envoy SDS v3 over the peer-tracked Unix socket', () => {
       secrets(res).map((x) => x.name),
       ['ROOTCA', WEB],
     );
+  });
+
+  it('answers a malformed request with InvalidArgument, on FetchSecrets and on StreamSecrets', async () => {
+    const c = rawClient(h.address);
+    try {
+      // Field 4 (resource_names) declared as 100 bytes long with only 2 present.
+      const garbage = Buffer.from([0x22, 0x64, 0x61, 0x62]);
+      const unary = await rawUnary(
+        c,
+        '/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets',
+        garbage,
+        undefined,
+      );
+      assert.equal(unary.code, status.INVALID_ARGUMENT);
+      assert.match(unary.details, /^malformed request: /);
+      const streamed = await new Promise<{ code: number; details: string }>((resolve) => {
+        const call = c.makeBidiStreamRequest(
+          '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+        );
+        call.on('data', () => {});
+        call.on('error', (e: { code: number; details: string }) => resolve(e));
+        call.write(garbage);
+      });
+      assert.equal(streamed.code, status.INVALID_ARGUMENT);
+      assert.match(streamed.details, /^malformed request: /);
+    } finally {
+      c.close();
+    }
   });
 
   it('answers Unavailable when the caller cannot be attested', async () => {

@@ -41,6 +41,7 @@ import {
   grpcError,
   isGrpcStatusError,
   LatestStatePump,
+  malformedRequestError,
   nullLogger,
 } from '../stream.js';
 
@@ -258,6 +259,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
     if (!hasSecurityHeader(call.metadata)) {
       return { error: grpcError(status.INVALID_ARGUMENT, MSG_HEADER) };
     }
+    const malformed = malformedRequestError(call.request);
+    if (malformed !== undefined) return { error: malformed };
     try {
       return { selectors: await attestCaller(call) };
     } catch (err) {
@@ -379,6 +382,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       void (async () => {
         if (!hasSecurityHeader(call.metadata))
           return callback(grpcError(status.INVALID_ARGUMENT, MSG_HEADER));
+        const malformed = malformedRequestError(call.request);
+        if (malformed !== undefined) return callback(malformed);
         const { audience, spiffeId } = call.request;
         if (audience.length === 0 || audience.some((a) => a === '')) {
           return callback(grpcError(status.INVALID_ARGUMENT, 'audience must be specified'));
@@ -416,6 +421,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       void (async () => {
         if (!hasSecurityHeader(call.metadata))
           return callback(grpcError(status.INVALID_ARGUMENT, MSG_HEADER));
+        const malformed = malformedRequestError(call.request);
+        if (malformed !== undefined) return callback(malformed);
         const { audience, svid } = call.request;
         if (audience === '')
           return callback(grpcError(status.INVALID_ARGUMENT, 'audience must be specified'));
