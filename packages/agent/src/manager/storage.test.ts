@@ -60,6 +60,39 @@ describe('AgentStorage', () => {
     assert.equal(await s.loadCache(), undefined);
   });
 
+  it('writes a cache far larger than one write chunk, produced lazily, that reads back whole', async () => {
+    const s = new AgentStorage(join(dir, 'data'));
+    await s.init();
+    const entry = (i: number) => ({
+      id: `e-${i}`,
+      spiffeId: `spiffe://example.org/svc/é-${i}`, // multi-byte characters across chunk borders
+      selectors: [{ type: 'unix', value: `uid:${i}` }],
+      federatesWith: [],
+      hint: `h${i}`,
+      createdAt: String(i),
+      revision: '1',
+      x509SvidTtl: 3600,
+      jwtSvidTtl: 300,
+    });
+    const n = 5000;
+    await s.saveCache({
+      trustDomain: 'example.org',
+      entries: (function* () {
+        for (let i = 0; i < n; i++) yield entry(i);
+      })(),
+      svids: [
+        { entryId: 'e-1', entryRevision: '1', chain: [Buffer.alloc(700, 7)], key: Buffer.alloc(138, 9) },
+      ],
+      federated: { 'partner.org': '{"keys":[]}' },
+    });
+    assert.ok(statSync(join(dir, 'data', SVID_CACHE_FILE)).size > 4 * 64 * 1024);
+    const back = await s.loadCache();
+    assert.equal(back?.entries.length, n);
+    assert.deepEqual(back?.entries[4321], entry(4321));
+    assert.deepEqual(back?.svids[0]?.chain[0], Buffer.alloc(700, 7));
+    assert.deepEqual(back?.federated, { 'partner.org': '{"keys":[]}' });
+  });
+
   it('tightens a state file that others can read', async () => {
     const s = new AgentStorage(dir);
     await s.saveAgentState({

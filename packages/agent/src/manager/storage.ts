@@ -124,12 +124,21 @@ async function writeChunked(fh: FileHandle, parts: Iterable<string>): Promise<vo
     pending.push(p);
     size += p.length;
     if (size >= WRITE_CHUNK) {
-      await fh.write(pending.join(''));
+      await writeAll(fh, pending.join(''));
       pending = [];
       size = 0;
     }
   }
-  if (size > 0) await fh.write(pending.join(''));
+  if (size > 0) await writeAll(fh, pending.join(''));
+}
+
+/** Writes all of `text` (UTF-8) at the file's position, however many write calls it takes. */
+async function writeAll(fh: FileHandle, text: string): Promise<void> {
+  const bytes = Buffer.from(text, 'utf8');
+  for (let at = 0; at < bytes.length; ) {
+    const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
+    at += bytesWritten;
+  }
 }
 
 /** The JSON text of a workload cache, piece by piece (the same document `JSON.stringify` would give). */
