@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { type BigIntStats, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { WorkloadApiError } from '@tessera/spiffe/errors';
 import type { WorkloadAttestorPlugin, WorkloadSelector } from '../workload-attestor.js';
@@ -118,7 +118,12 @@ function cachedDatabase(path: string): () => Map<number, string> {
   let key = '';
   let value = new Map<number, string>();
   return () => {
-    const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+    let st: BigIntStats | undefined;
+    try {
+      st = statSync(path, { bigint: true });
+    } catch {
+      st = undefined;
+    }
     if (st === undefined) {
       key = '';
       value = new Map();
@@ -126,13 +131,8 @@ function cachedDatabase(path: string): () => Map<number, string> {
     }
     const k = `${st.ino}:${st.mtimeNs}:${st.size}`;
     if (k !== key) {
-      try {
-        value = parseIdNameDatabase(readFileSync(path, 'utf8'));
-        key = k;
-      } catch {
-        key = '';
-        value = new Map();
-      }
+      value = parseIdNameDatabase(readFileSync(path, 'utf8'));
+      key = k;
     }
     return value;
   };
