@@ -177,8 +177,13 @@ function issuerInfo(cert: X509Certificate | Uint8Array): IssuerInfo {
   return readIssuerInfo(Buffer.from(cert.buffer, cert.byteOffset, cert.byteLength));
 }
 
-/** Reads a certificate's TBSCertificate up to and including subjectPublicKeyInfo; the reader is left after it. */
-function readTbsToSpki(der: Buffer): { tbs: DerReader; subject: Buffer; spki: Buffer } {
+/**
+ * Reads a certificate's TBSCertificate up to and including subjectPublicKeyInfo; the reader is left after it.
+ * Exported for the other modules of this folder only (not from the package index).
+ *
+ * @throws {DerError} when the DER is malformed.
+ */
+export function readTbsToSpki(der: Buffer): { tbs: DerReader; subject: Buffer; spki: Buffer } {
   const cert = new DerReader(readOne(der, Tag.sequence, 'certificate').content);
   const tbs = new DerReader(cert.read(Tag.sequence, 'tbsCertificate').content);
   tbs.readOptional(0xa0, 'version');

@@ -24,6 +24,11 @@ export {
   type KeyUsageName,
   LEAF_KEY_USAGE,
 } from './certificate.js';
+export {
+  type BasicConstraints,
+  type CertificateConstraints,
+  readCertificateConstraints,
+} from './certificate-constraints.js';
 export { buildCsr, buildP256Csr, type CsrOptions, type P256KeyDer, type ParsedCsr, parseCsr } from './csr.js';
 export { type DerElement, DerError, DerReader, decodeBitString, decodeOid, readOne } from './der-reader.js';
 export {
