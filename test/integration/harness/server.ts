@@ -1,20 +1,20 @@
 /**
  * Integration harness: starts the BUILT tessera-server (packages/server/dist/bin/tessera-server.js) as a real
- * process in its own process group, in a temp directory, on a free port (started again on another one when that
- * port is taken before the server binds it) and a temp admin socket; runs the CLI as a real process; and always
- * kills what it started (SIGKILL to the process group) on teardown or exit.
+ * process in its own process group, in a temp directory, on free ports (started again on other ones when one is
+ * taken before the server binds it) and a temp admin socket; runs the CLI as a real process; and always kills
+ * what it started (SIGKILL to the process group) on teardown or exit.
  *
  * @module
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { BundleService, GetBundleRequest, makeClient } from '@tessera/common/api';
+import { freePort, PortTakenError, portTakenIn, retryOnTakenPort } from './ports.js';
 import { GroupProcess, type ProcessResult, runGroup, spawnGroup } from './process.js';
 
 export type { ProcessResult } from './process.js';
@@ -49,19 +49,6 @@ function allThreadsStopped(pid: number): boolean {
   return stopped;
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** A temp directory removed by the returned function. */
 export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), `tessera-it-${prefix}-`));
@@ -83,15 +70,24 @@ export function runServerBin(
   });
 }
 
-/** How many times {@link TesseraServer.start} starts the server when it finds its agent API port taken. */
-export const PORT_ATTEMPTS = 5;
-
-/** Options of {@link TesseraServer.start}. */
-export interface StartOptions {
+/**
+ * Options of {@link TesseraServer.start}; `P` names the further ports picked free for each start (`freePorts`).
+ */
+export interface StartOptions<P extends string = never> {
   /** Trust domain (default example.org). */
   readonly trustDomain?: string;
-  /** Extra configuration keys, merged over the defaults (snake_case, as in the file). */
-  readonly config?: Readonly<Record<string, unknown>>;
+  /**
+   * Extra configuration keys, merged over the defaults (snake_case, as in the file); or a function of the ports
+   * picked for this start (named in `freePorts`) that returns them, for listeners other than the agent API.
+   */
+  readonly config?:
+    | Readonly<Record<string, unknown>>
+    | ((ports: Readonly<Record<P, number>>) => Readonly<Record<string, unknown>>);
+  /**
+   * Names of further ports to pick free for each start and hand to `config` (e.g. `['serverless']` for
+   * `serverless.bind_port`); the started server has them in {@link TesseraServer.ports}.
+   */
+  readonly freePorts?: readonly P[];
   /** Reuse this directory (a restart); default: a new temp directory. */
   readonly dir?: string;
   /** Reuse this agent API port (a restart); default: a port picked free. */
@@ -100,19 +96,20 @@ export interface StartOptions {
   readonly readyTimeoutMs?: number;
 }
 
-/** A running tessera-server process. */
-export class TesseraServer extends GroupProcess {
+/** A running tessera-server process; `P` names the further ports picked for it ({@link StartOptions.freePorts}). */
+export class TesseraServer<P extends string = never> extends GroupProcess {
   readonly dir: string;
   readonly socketPath: string;
   readonly port: number;
+  /** The further ports picked free for this server, by the names in {@link StartOptions.freePorts}. */
+  readonly ports: Readonly<Record<P, number>>;
   readonly trustDomain: string;
   readonly configPath: string;
-  readonly #bindAddress: string;
 
   private constructor(
     dir: string,
-    bindAddress: string,
     port: number,
+    ports: Readonly<Record<P, number>>,
     trustDomain: string,
     configPath: string,
     child: ChildProcess,
@@ -120,37 +117,57 @@ export class TesseraServer extends GroupProcess {
     super('tessera-server', child);
     this.dir = dir;
     this.socketPath = join(dir, 'admin', 'api.sock');
-    this.#bindAddress = bindAddress;
     this.port = port;
+    this.ports = ports;
     this.trustDomain = trustDomain;
     this.configPath = configPath;
   }
 
   /**
-   * Writes a config file, starts `tessera-server run`, and waits until the admin socket answers GetBundle.
+   * Writes a config file, starts `tessera-server run`, and waits until it is ready ({@link waitReady}).
    *
-   * The built server cannot bind port 0 (its config takes ports 1-65535), so the agent API port is picked free
-   * beforehand ({@link freePort}) and another process may take it before the server binds it. When the server
-   * exits because its agent API port is in use, the start is tried again ({@link PORT_ATTEMPTS} times at most):
-   * on a newly picked port, or after a short pause on the same port when `opts.port` asks for that port (a restart).
+   * The built server cannot bind port 0 (its config takes ports 1-65535), so the agent API port and the ports
+   * named in `opts.freePorts` are picked free beforehand ({@link freePort}), and another process may take one of
+   * them before the server binds it. When the server exits because one of them is in use, the start is tried
+   * again ({@link retryOnTakenPort}): on newly picked ports, but after a short pause on the same agent API port
+   * when `opts.port` asks for that port (a restart).
    */
-  static async start(opts: StartOptions = {}): Promise<TesseraServer> {
+  static async start<P extends string = never>(opts: StartOptions<P> = {}): Promise<TesseraServer<P>> {
     const dir = opts.dir ?? (await tempDir('server')).path;
-    for (let attempt = 1; ; attempt++) {
-      const server = await TesseraServer.#launch(dir, opts.port ?? (await freePort()), opts);
-      try {
-        await server.waitReady(opts.readyTimeoutMs ?? 30_000);
-        return server;
-      } catch (err) {
-        await server.stop();
-        if (attempt >= PORT_ATTEMPTS || !server.#lostPort()) throw err;
-        if (opts.port !== undefined) await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+    return retryOnTakenPort(
+      async () => {
+        const port = opts.port ?? (await freePort());
+        const ports: Partial<Record<P, number>> = {};
+        const picked = new Set([port]);
+        for (const name of opts.freePorts ?? []) {
+          let p = await freePort();
+          while (picked.has(p)) p = await freePort(); // a released port may be handed out again at once
+          picked.add(p);
+          ports[name] = p;
+        }
+        const server = await TesseraServer.#launch(dir, port, ports as Record<P, number>, opts);
+        try {
+          await server.waitReady(opts.readyTimeoutMs ?? 30_000);
+          return server;
+        } catch (err) {
+          await server.stop();
+          const taken = [port, ...Object.values<number>(server.ports)].find((p) =>
+            portTakenIn(server.logs(), p),
+          );
+          throw taken === undefined ? err : new PortTakenError(taken, err);
+        }
+      },
+      { pauseMs: opts.port === undefined ? 0 : 250 },
+    );
   }
 
-  /** Writes the config file for `port` into `dir` and starts `tessera-server run` on it. */
-  static async #launch(dir: string, port: number, opts: StartOptions): Promise<TesseraServer> {
+  /** Writes the config file for these ports into `dir` and starts `tessera-server run` on it. */
+  static async #launch<P extends string>(
+    dir: string,
+    port: number,
+    ports: Readonly<Record<P, number>>,
+    opts: StartOptions<P>,
+  ): Promise<TesseraServer<P>> {
     const trustDomain = opts.trustDomain ?? 'example.org';
     const config = {
       trust_domain: trustDomain,
@@ -159,23 +176,19 @@ export class TesseraServer extends GroupProcess {
       socket_path: join(dir, 'admin', 'api.sock'),
       data_dir: join(dir, 'data'),
       log_level: 'debug',
-      ...opts.config,
+      ...(typeof opts.config === 'function' ? opts.config(ports) : opts.config),
     };
     const configPath = join(dir, 'server.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const child = spawnGroup(process.execPath, [SERVER_BIN, 'run', '--config', configPath], { cwd: dir });
-    return new TesseraServer(dir, String(config.bind_address), port, trustDomain, configPath, child);
+    return new TesseraServer(dir, port, ports, trustDomain, configPath, child);
   }
 
-  /** Whether the process has exited because another process holds its agent API address. */
-  #lostPort(): boolean {
-    return (
-      this.exited &&
-      this.logs().includes(`EADDRINUSE: address already in use ${this.#bindAddress}:${this.port}`)
-    );
-  }
-
-  /** Resolves when the admin socket answers, rejects on timeout or early exit (with the logs). */
+  /**
+   * Resolves when the admin socket answers and the server has logged "Server started" (at info level: every
+   * listener is bound then, while the admin socket answers before the serverless and health listeners are up);
+   * rejects on timeout or early exit (with the logs).
+   */
   async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
@@ -184,13 +197,15 @@ export class TesseraServer extends GroupProcess {
       const client = makeClient(BundleService, `unix://${this.socketPath}`, credentials.createInsecure());
       try {
         await client.getBundle(GetBundleRequest.fromPartial({}), { deadline: Date.now() + 1000 });
-        return;
       } catch (err) {
         last = err instanceof Error ? err.message : String(err);
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       } finally {
         client.close();
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await this.waitForLog(/\bServer started\b/, Math.max(deadline - Date.now(), 1));
+      return;
     }
     throw new Error(`tessera-server not ready after ${timeoutMs} ms (${last}):\n${this.logTail()}`);
   }

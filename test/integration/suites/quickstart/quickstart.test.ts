@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort, PortTakenError, portTakenIn, retryOnTakenPort } from '../../harness/ports.js';
 
 const OK_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -31,15 +32,6 @@ const ROOT = repoRoot();
 const START = join(ROOT, 'scripts/start.mjs');
 const SERVER_BIN = join(ROOT, 'packages/server/dist/bin/tessera-server.js');
 const AGENT_SOURCE = join(ROOT, 'packages/agent/src/bin/tessera-agent.ts');
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
-}
 
 /** PIDs of live processes (other than this one) whose command line or environment mentions `marker`. */
 function processesMentioning(marker: string): number[] {
@@ -63,6 +55,7 @@ function processesMentioning(marker: string): number[] {
 interface Run {
   readonly child: ChildProcess;
   readonly lines: string[];
+  /** Resolves when start.mjs has exited and its output has been read to the end. */
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   waitForLine(pred: (l: string) => boolean, ms: number): Promise<string>;
 }
@@ -83,7 +76,7 @@ function startDemo(dir: string, port: number): Run {
     });
   }
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.once('exit', (code, signal) => r({ code, signal })),
+    child.once('close', (code, signal) => r({ code, signal })),
   );
   return {
     child,
@@ -131,6 +124,31 @@ const OK_LINE = (l: string) =>
   l.includes('spiffe://tessera.demo/demo/client') &&
   l.includes('spiffe://tessera.demo/demo/server');
 
+/**
+ * Starts the demo on a server port picked free (start.mjs's --port must be a real port: the agent is given it)
+ * and waits for the mTLS OK line. Another process may take the port before the server binds it: start.mjs then
+ * exits, saying the port is in use (its own check) or showing the server's EADDRINUSE (in the server log tail
+ * it prints), and the demo is started again on a newly picked port.
+ */
+function startDemoOnFreePort(dir: string, runs: Run[]): Promise<Run> {
+  return retryOnTakenPort(async () => {
+    const port = await freePort();
+    const run = startDemo(dir, port);
+    runs.push(run);
+    try {
+      await run.waitForLine(OK_LINE, OK_TIMEOUT_MS);
+      return run;
+    } catch (err) {
+      const output = run.lines.join('\n');
+      if (output.includes(`start: port ${port} on 127.0.0.1 is in use`) || portTakenIn(output, port)) {
+        await run.exit;
+        throw new PortTakenError(port, err);
+      }
+      throw err;
+    }
+  });
+}
+
 const agentInCheckout = existsSync(AGENT_SOURCE);
 
 describe('the quick start (scripts/start.mjs)', {
@@ -164,10 +182,7 @@ describe('the quick start (scripts/start.mjs)', {
   it('reaches "demo: mTLS OK" naming both SPIFFE IDs and prints the sockets and the commands to try', {
     timeout: OK_TIMEOUT_MS + STOP_TIMEOUT_MS + 20_000,
   }, async () => {
-    const port = await freePort();
-    const run = startDemo(dir, port);
-    runs.push(run);
-    await run.waitForLine(OK_LINE, OK_TIMEOUT_MS);
+    const run = await startDemoOnFreePort(dir, runs);
     const bundleCmd = await run.waitForLine(
       (l) => /tessera-server\.js bundle show --socket /.test(l),
       10_000,
@@ -211,10 +226,7 @@ describe('the quick start (scripts/start.mjs)', {
     timeout: OK_TIMEOUT_MS + STOP_TIMEOUT_MS + 20_000,
   }, async () => {
     assert.ok(existsSync(join(dir, 'server')), 'first run left its state');
-    const port = await freePort();
-    const run = startDemo(dir, port);
-    runs.push(run);
-    await run.waitForLine(OK_LINE, OK_TIMEOUT_MS);
+    const run = await startDemoOnFreePort(dir, runs);
     const serverSocket = (await run.waitForLine((l) => l.includes('server admin API:'), 10_000))
       .split(':')
       .slice(1)

@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,19 +13,8 @@ import { TesseraServer } from '../../harness/server.js';
 
 const SERVER_ID = 'spiffe://example.org/spire/server';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 describe('serverless: platform tokens exchanged for SVIDs by the built server', () => {
-  let server: TesseraServer;
+  let server: TesseraServer<'serverless'>;
   let issuerServer: Server;
   let issuer: string;
   let signingKey: KeyObject;
@@ -141,10 +129,15 @@ spec:
         caFile: "${caFile}"
 `,
     );
-    slPort = await freePort();
+    // The server cannot bind port 0: the harness picks the serverless port, and picks it again when it is taken
+    // before the server binds it.
     server = await TesseraServer.start({
-      config: { serverless: { bind_address: '127.0.0.1', bind_port: slPort, policy_file: policyFile } },
+      freePorts: ['serverless'],
+      config: (ports) => ({
+        serverless: { bind_address: '127.0.0.1', bind_port: ports.serverless, policy_file: policyFile },
+      }),
     });
+    slPort = server.ports.serverless;
     const b = await server.cli(['bundle', 'show']);
     assert.equal(b.code, 0, b.stderr);
     bundlePem = b.stdout;
