@@ -244,6 +244,59 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
+  it('keeps everything as it is on a resync of unchanged entries, revision 0 included', async () => {
+    ctx.server.setEntries([
+      { id: 'e1', spiffeId: 'spiffe://example.org/web', selectors: [UID], revision: 0n },
+      { id: 'e2', spiffeId: 'spiffe://example.org/db', selectors: [UID, GID], revision: 0n },
+    ]);
+    const m = manager();
+    await m.start();
+    const updates: IdentitySnapshot[] = [];
+    const sub = m.subscribe([UID, GID], (s) => updates.push(s));
+    const before = sub.current();
+    await m.syncNow();
+    await m.syncNow();
+    assert.equal(updates.length, 0, 'no update for an unchanged resync');
+    assert.equal(sub.current(), before, 'the same snapshot object');
+    // An entry whose content changes (without a new revision) is picked up.
+    ctx.server.setEntries([
+      { id: 'e1', spiffeId: 'spiffe://example.org/web', selectors: [UID], revision: 0n, hint: 'changed' },
+      { id: 'e2', spiffeId: 'spiffe://example.org/db', selectors: [UID, GID], revision: 0n },
+    ]);
+    await m.syncNow();
+    await m.tick();
+    assert.ok(updates.length >= 1);
+    assert.ok(sub.current().svids.some((s) => s.hint === 'changed'));
+    sub.close();
+  });
+
+  it('resyncs periodically with IDs and revisions only, and fetches the entries again only when one changed', async () => {
+    const m = manager({ resyncMs: 60_000, pollMs: 5000 });
+    await m.start();
+    const sub = m.subscribe([UID, GID], () => {});
+    const full = () => ctx.server.calls.entries - ctx.server.calls.entryRevisions;
+    const fullBefore = full();
+    ctx.t += 61_000;
+    await m.tick();
+    assert.equal(ctx.server.calls.entryRevisions, 1, 'one revisions-only call');
+    assert.equal(full(), fullBefore, 'no full fetch when nothing changed');
+    // A change the watch did not announce: a new revision, seen by the next resync, which then fetches all.
+    ctx.server.setEntries(
+      [
+        { id: 'e1', spiffeId: 'spiffe://example.org/web', selectors: [UID], revision: 2n, hint: 'v2' },
+        { id: 'e2', spiffeId: 'spiffe://example.org/db', selectors: [UID, GID] },
+      ],
+      true,
+    );
+    ctx.t += 61_000;
+    await m.tick();
+    await m.tick();
+    assert.equal(ctx.server.calls.entryRevisions, 2);
+    assert.equal(full(), fullBefore + 1, 'one full fetch after the revision changed');
+    assert.ok(sub.current().svids.some((s) => s.hint === 'v2'));
+    sub.close();
+  });
+
   it('reuses a JWT-SVID until its half-life', async () => {
     const m = manager();
     await m.start();

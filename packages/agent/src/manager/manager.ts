@@ -59,7 +59,7 @@ export type ManagerServerClient = Pick<
   | 'watchAuthorizedEntries'
   | 'close'
 > &
-  Partial<Pick<ServerClient, 'getAuthorizedEntriesMapped'>>;
+  Partial<Pick<ServerClient, 'getAuthorizedEntriesMapped' | 'getAuthorizedEntryRevisions'>>;
 
 /**
  * Hooks the manager calls for its metrics (the agent turns them into Prometheus counters and histograms).
@@ -207,7 +207,6 @@ function compactKeys(selectors: readonly WorkloadSelector[]): string | readonly 
 const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d) => new X509Certificate(d));
 const ISSUE_BATCH = 500;
 const RECENT_SNAPSHOTS = 256;
-const DEFAULT_TTL_S = 3600;
 
 /**
  * A new P-256 key pair as DER (PKCS#8 and SPKI). Issuance makes no KeyObject for workload keys: the CSR is signed
@@ -239,12 +238,12 @@ function entrySpiffeId(e: Entry): string | undefined {
 }
 
 /** An entry from the server converted for the cache, or the ID of an entry that cannot be used. */
-type ConvertedEntry = CachedEntry | { readonly invalidId: string };
+type ConvertedEntry = CachedEntry | { readonly invalidId: string; readonly revision: bigint };
 
 /** Converts an entry from the server (called while the response is decoded: keep nothing of `e`). */
 function convertEntry(e: Entry): ConvertedEntry {
   const spiffeId = entrySpiffeId(e);
-  if (spiffeId === undefined || e.id === '') return { invalidId: e.id };
+  if (spiffeId === undefined || e.id === '') return { invalidId: e.id, revision: e.revisionNumber };
   return {
     id: e.id,
     spiffeId,
@@ -257,6 +256,35 @@ function convertEntry(e: Entry): ConvertedEntry {
     jwtSvidTtl: e.jwtSvidTtl,
     storeSvid: e.storeSvid,
   };
+}
+
+/**
+ * Whether two versions of an entry are the same: same revision and same content. The content is compared too
+ * (not only the revision): entries never updated all have revision 0, and a server may not report revisions.
+ * A periodic resync of unchanged entries then keeps the cached objects and changes nothing (no reindex, no
+ * rewrite of the cache file).
+ */
+function sameEntry(a: CachedEntry, b: CachedEntry): boolean {
+  if (
+    a.revision !== b.revision ||
+    a.spiffeId !== b.spiffeId ||
+    a.hint !== b.hint ||
+    a.storeSvid !== b.storeSvid ||
+    a.createdAt !== b.createdAt ||
+    a.x509SvidTtl !== b.x509SvidTtl ||
+    a.jwtSvidTtl !== b.jwtSvidTtl ||
+    !sameStrings(keysOf(a), keysOf(b)) ||
+    !sameStrings(a.federatesWith, b.federatesWith)
+  ) {
+    return false;
+  }
+  return true;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function sameSnapshot(a: IdentitySnapshot, b: IdentitySnapshot): boolean {
@@ -329,6 +357,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #tainted: ReadonlySet<string> = new Set();
   #federated = new Map<string, SpiffeBundle>();
   #entries = new Map<string, CachedEntry>();
+  /** Entries of the last full sync that cannot be used (invalid SPIFFE ID), by ID, with their revision. */
+  #invalidEntries = new Map<string, bigint>();
   /** Entry IDs by the first selector key of each entry (one ID as a string, several as a list). */
   #bySelector = new Map<string, string | string[]>();
   #storeEntryIds: ReadonlySet<string> = new Set();
@@ -986,9 +1016,19 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   async #syncEntries(): Promise<void> {
     const client = this.#client;
     if (client === undefined) return;
+    const notified = this.#entriesDirty;
     this.#entriesDirty = false;
     let list: ConvertedEntry[];
     try {
+      // A periodic resync or a poll (nothing announced a change) first asks for IDs and revisions only: the
+      // server bumps an entry's revision on every update, so when they all match nothing changed, and the full
+      // entries (and the memory their decoding takes) are not fetched again.
+      if (!notified && this.#synced && client.getAuthorizedEntryRevisions !== undefined) {
+        if (this.#sameRevisions(await client.getAuthorizedEntryRevisions())) {
+          this.#lastEntrySyncMs = this.#now().getTime();
+          return;
+        }
+      }
       list =
         client.getAuthorizedEntriesMapped === undefined
           ? (await client.getAuthorizedEntries()).map(convertEntry)
@@ -1001,23 +1041,29 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#applyEntries(list);
   }
 
+  /** Whether `revisions` (entry ID → revision, from the server) are exactly those of the last full sync. */
+  #sameRevisions(revisions: ReadonlyMap<string, bigint>): boolean {
+    if (revisions.size !== this.#entries.size + this.#invalidEntries.size) return false;
+    for (const [id, revision] of revisions) {
+      const known = this.#entries.get(id)?.revision ?? this.#invalidEntries.get(id);
+      if (known !== revision) return false;
+    }
+    return true;
+  }
+
   #applyEntries(list: readonly ConvertedEntry[]): void {
     const previous = this.#entries;
     this.#entries = new Map();
+    this.#invalidEntries = new Map();
     let changed = list.length !== previous.size;
     for (const e of list) {
       if ('invalidId' in e) {
+        this.#invalidEntries.set(e.invalidId, e.revision);
         this.#log.warn({ entry_id: e.invalidId }, 'Ignoring an authorized entry with an invalid SPIFFE ID');
         continue;
       }
       const prev = previous.get(e.id);
-      if (
-        prev !== undefined &&
-        prev.revision === e.revision &&
-        prev.spiffeId === e.spiffeId &&
-        prev.storeSvid === e.storeSvid &&
-        e.revision !== 0n
-      ) {
+      if (prev !== undefined && sameEntry(prev, e)) {
         this.#entries.set(e.id, prev);
         continue;
       }
@@ -1030,7 +1076,13 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     for (const [id, s] of this.#svids) {
       const entry = this.#entries.get(id);
       if (entry === undefined) this.#svids.delete(id);
-      else if (entry.revision !== s.entryRevision || entry.spiffeId !== s.spiffeId) s.stale = true;
+      // A changed entry (new revision or content, see sameEntry) gets a new SVID: its ID, hint or TTL may differ.
+      else if (
+        entry !== previous.get(id) ||
+        entry.revision !== s.entryRevision ||
+        entry.spiffeId !== s.spiffeId
+      )
+        s.stale = true;
     }
     if (this.#jwt.size > 0) {
       const ids = new Set<string>();
@@ -1595,7 +1647,7 @@ function storedToEntry(e: StoredEntry): CachedEntry {
     hint: e.hint,
     createdAt: BigInt(e.createdAt),
     revision: BigInt(e.revision),
-    x509SvidTtl: e.x509SvidTtl || DEFAULT_TTL_S,
+    x509SvidTtl: e.x509SvidTtl,
     jwtSvidTtl: e.jwtSvidTtl,
     storeSvid: e.storeSvid === true,
   };

@@ -70,7 +70,17 @@ export class FakeAgentServer {
   x509BackdateMs = 0;
   agentTtlMs = 3600_000;
   jwtTtlS = 300;
-  readonly calls = { attest: 0, renew: 0, entries: 0, batch: 0, batchCsrs: 0, jwt: 0, bundle: 0 };
+  readonly calls = {
+    attest: 0,
+    renew: 0,
+    entries: 0,
+    /** GetAuthorizedEntries calls whose output mask asks for the revision number only. */
+    entryRevisions: 0,
+    batch: 0,
+    batchCsrs: 0,
+    jwt: 0,
+    bundle: 0,
+  };
   #revision = 1n;
   readonly #watchers = new Set<ServerWritableStream<unknown, WatchAuthorizedEntriesResponse>>();
   #server: Server | undefined;
@@ -139,10 +149,10 @@ export class FakeAgentServer {
     this.#watchers.clear();
   }
 
-  /** Replaces the entries and notifies watchers. */
-  setEntries(entries: FakeEntry[]): void {
+  /** Replaces the entries and notifies watchers (unless `quietly`: then agents see it on their next resync). */
+  setEntries(entries: FakeEntry[], quietly = false): void {
     this.entries = entries;
-    this.bump();
+    if (!quietly) this.bump();
   }
 
   /** Announces a new revision to watchers. */
@@ -327,9 +337,12 @@ export class FakeAgentServer {
     server.addService(
       EntryService,
       fill(EntryService, {
-        getAuthorizedEntries: this.#unary((_req: unknown, call) => {
+        getAuthorizedEntries: this.#unary((req: { outputMask?: Record<string, boolean> }, call) => {
           this.#agentOf(call);
           this.calls.entries++;
+          const mask = req.outputMask;
+          if (mask !== undefined && mask.revisionNumber === true && !mask.spiffeId && !mask.selectors)
+            this.calls.entryRevisions++;
           const entries: Entry[] = this.entries.map((e, i) => ({
             id: e.id,
             spiffeId: { trustDomain: td, path: new URL(e.spiffeId).pathname },
