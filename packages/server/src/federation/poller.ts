@@ -16,6 +16,7 @@
  * @module
  */
 import type { X509Certificate } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { FederationError } from '@tessera/spiffe/errors';
 import { type FetchBundleOptions, fetchBundle } from '@tessera/spiffe/federation';
@@ -70,22 +71,9 @@ function keyOf(r: FederationRelationship): string {
   return JSON.stringify([r.bundleEndpointUrl, r.profile, r.endpointSpiffeId ?? null]);
 }
 
+/** Waits `ms` milliseconds, or until `signal` aborts; never rejects. */
 function timerSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => {});
 }
 
 function failed(message: string): FederationError {

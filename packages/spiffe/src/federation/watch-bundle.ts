@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { SpiffeBundle } from '../bundle/spiffe-bundle.js';
 import { FederationError } from '../errors.js';
 import { TrustDomain } from '../spiffeid/index.js';
@@ -39,22 +40,9 @@ export interface WatchBundleOptions extends FetchBundleOptions {
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
+/** Waits `ms` milliseconds, or until `signal` aborts; never rejects. */
 function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => {});
 }
 
 function delaySeconds(watcher: BundleWatcher, latest: SpiffeBundle | undefined): number {
