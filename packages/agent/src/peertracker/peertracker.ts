@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { once } from 'node:events';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
@@ -194,13 +195,7 @@ export async function createPeerTrackingServer(
   });
 
   await removeStaleSocket(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await once(server.listen(socketPath), 'listening');
   await chmod(socketPath, mode);
 
   let closed: Promise<void> | undefined;

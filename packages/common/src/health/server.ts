@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '../metrics/registry.js';
@@ -130,13 +131,7 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.bindPort, opts.bindAddress, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await once(server.listen(opts.bindPort, opts.bindAddress), 'listening');
   const addr = server.address() as AddressInfo;
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {

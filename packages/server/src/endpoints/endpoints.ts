@@ -7,7 +7,9 @@
  *
  * @module
  */
+
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
@@ -169,13 +171,7 @@ export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints
     injector.injectConnection(socket);
   });
   tlsServer.on('tlsClientError', (err) => logger.warn({ err: err.message }, 'TLS handshake failed'));
-  await new Promise<void>((resolve, reject) => {
-    tlsServer.once('error', reject);
-    tlsServer.listen(config.bindPort, config.bindAddress, () => {
-      tlsServer.off('error', reject);
-      resolve();
-    });
-  });
+  await once(tlsServer.listen(config.bindPort, config.bindAddress), 'listening');
   const tcpPort = (tlsServer.address() as { port: number }).port;
 
   const unixServer: NetServer = createNetServer((socket) => {
@@ -183,13 +179,7 @@ export async function startEndpoints(config: EndpointsConfig): Promise<Endpoints
     track(socket);
     injector.injectConnection(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    unixServer.once('error', reject);
-    unixServer.listen(config.socketPath, () => {
-      unixServer.off('error', reject);
-      resolve();
-    });
-  });
+  await once(unixServer.listen(config.socketPath), 'listening');
   await chmod(config.socketPath, 0o600);
   logger.info(
     { socket_path: config.socketPath, address: `${config.bindAddress}:${tcpPort}` },
@@ -255,10 +245,7 @@ export async function startHealthServer(
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.bindPort, config.bindAddress, () => resolve());
-  });
+  await once(server.listen(config.bindPort, config.bindAddress), 'listening');
   return {
     port: (server.address() as { port: number }).port,
     close: () => new Promise<void>((r) => server.close(() => r())),

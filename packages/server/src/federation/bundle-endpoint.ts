@@ -6,7 +6,9 @@
  *
  * @module
  */
+
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { SpiffeBundle } from '@tessera/spiffe/bundle';
@@ -115,13 +117,7 @@ export async function startBundleEndpoint(config: BundleEndpointConfig): Promise
     s.once('close', () => sockets.delete(s));
   });
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.address, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await once(server.listen(config.port, config.address), 'listening');
   } catch (err) {
     offBundle();
     throw err;

@@ -4,7 +4,9 @@
  *
  * @module
  */
+
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import type { Socket } from 'node:net';
@@ -130,13 +132,7 @@ export async function startServerlessEndpoint(config: ServerlessEndpointConfig):
   }, 1000);
   timer.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    tlsServer.once('error', reject);
-    tlsServer.listen(config.bindPort, config.bindAddress, () => {
-      tlsServer.off('error', reject);
-      resolve();
-    });
-  });
+  await once(tlsServer.listen(config.bindPort, config.bindAddress), 'listening');
   const port = (tlsServer.address() as { port: number }).port;
   log.info({ address: `${config.bindAddress}:${port}` }, 'Serverless endpoint started');
   return {
