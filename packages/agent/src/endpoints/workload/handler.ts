@@ -251,16 +251,19 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   const now = options.now ?? (() => new Date());
   const allowedForeign = new Set(options.allowedForeignJwtClaims ?? []);
 
+  /** The InvalidArgument status for a call without the security header or with an undecodable request. */
+  function refuseRequest(call: AttestableCall): GrpcStatusError | undefined {
+    if (!hasSecurityHeader(call.metadata)) return grpcError(status.INVALID_ARGUMENT, MSG_HEADER);
+    return malformedRequestError(call.request);
+  }
+
   /** Header check then attestation; on failure the status to end the call with. */
   async function admit(
     call: AttestableCall,
     method: string,
   ): Promise<{ selectors: readonly WorkloadSelector[] } | { error: GrpcStatusError }> {
-    if (!hasSecurityHeader(call.metadata)) {
-      return { error: grpcError(status.INVALID_ARGUMENT, MSG_HEADER) };
-    }
-    const malformed = malformedRequestError(call.request);
-    if (malformed !== undefined) return { error: malformed };
+    const refused = refuseRequest(call);
+    if (refused !== undefined) return { error: refused };
     try {
       return { selectors: await attestCaller(call) };
     } catch (err) {
@@ -380,10 +383,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       callback: sendUnaryData<JWTSVIDResponse>,
     ): void {
       void (async () => {
-        if (!hasSecurityHeader(call.metadata))
-          return callback(grpcError(status.INVALID_ARGUMENT, MSG_HEADER));
-        const malformed = malformedRequestError(call.request);
-        if (malformed !== undefined) return callback(malformed);
+        const refused = refuseRequest(call);
+        if (refused !== undefined) return callback(refused);
         const { audience, spiffeId } = call.request;
         if (audience.length === 0 || audience.some((a) => a === '')) {
           return callback(grpcError(status.INVALID_ARGUMENT, 'audience must be specified'));
@@ -419,10 +420,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       callback: sendUnaryData<ValidateJWTSVIDResponse>,
     ): void {
       void (async () => {
-        if (!hasSecurityHeader(call.metadata))
-          return callback(grpcError(status.INVALID_ARGUMENT, MSG_HEADER));
-        const malformed = malformedRequestError(call.request);
-        if (malformed !== undefined) return callback(malformed);
+        const refused = refuseRequest(call);
+        if (refused !== undefined) return callback(refused);
         const { audience, svid } = call.request;
         if (audience === '')
           return callback(grpcError(status.INVALID_ARGUMENT, 'audience must be specified'));
