@@ -24,6 +24,7 @@ import {
   type ServerClientConfig,
   type ServerTrust,
 } from '../client/client.js';
+import { CoalescingRunner } from '../coalescing-runner.js';
 import type { TrustBootstrap } from '../config/load.js';
 import type { StoreSvidEntry, StoreSvidSource, StoreSvidState } from '../svidstore/service.js';
 import type {
@@ -385,8 +386,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #lastEntrySyncMs = Number.NEGATIVE_INFINITY;
   #lastBundleSyncMs = Number.NEGATIVE_INFINITY;
   #issueBackoffUntilMs = 0;
-  #running: Promise<void> | undefined;
-  #rerun = false;
+  readonly #runner = new CoalescingRunner({
+    round: () => this.#round(),
+    stopped: () => this.#stopped,
+    onError: (err) => this.#log.error({ err }, 'Agent sync round failed'),
+  });
   #stopped = false;
   #fatalError: Error | undefined;
 
@@ -461,7 +465,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#closeWatch();
     this.#client?.close();
     this.#client = undefined;
-    await this.#running?.catch(() => {});
+    await this.#runner.running?.catch(() => {});
     if (this.#persistTimer !== undefined) {
       clearTimeout(this.#persistTimer);
       this.#persistTimer = undefined;
@@ -514,24 +518,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   }
 
   #runOnce(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    if (this.#running !== undefined) {
-      this.#rerun = true;
-      return this.#running;
-    }
-    this.#running = (async () => {
-      do {
-        this.#rerun = false;
-        try {
-          await this.#round();
-        } catch (err) {
-          this.#log.error({ err }, 'Agent sync round failed');
-        }
-      } while (this.#rerun && !this.#stopped);
-    })().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
+    return this.#runner.run();
   }
 
   async #round(): Promise<void> {

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { SpiffeBundle } from '@tessera/spiffe/bundle';
+import { CoalescingRunner } from '../coalescing-runner.js';
 import { writeFileAtomic } from '../manager/storage.js';
 import {
   errorMessage,
@@ -167,8 +168,12 @@ export class SvidStoreService {
   readonly #reported = new Map<string, string>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #rerun = false;
+  readonly #runner = new CoalescingRunner({
+    round: () => this.#pass(),
+    stopped: () => this.#stopped,
+    onError: (err) => this.#log.error({ err }, 'SVID store pass failed'),
+    onIdle: () => this.#schedule(),
+  });
   #stopped = false;
 
   constructor(config: SvidStoreServiceConfig) {
@@ -204,7 +209,7 @@ export class SvidStoreService {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    await this.#running?.catch(() => {});
+    await this.#runner.running?.catch(() => {});
     for (const s of this.#stores.values()) {
       await s
         .close()
@@ -219,25 +224,7 @@ export class SvidStoreService {
 
   /** Runs one pass now (pushes what changed, deletes what is gone, retries what is due). */
   reconcile(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    if (this.#running !== undefined) {
-      this.#rerun = true;
-      return this.#running;
-    }
-    this.#running = (async () => {
-      do {
-        this.#rerun = false;
-        try {
-          await this.#pass();
-        } catch (err) {
-          this.#log.error({ err }, 'SVID store pass failed');
-        }
-      } while (this.#rerun && !this.#stopped);
-    })().finally(() => {
-      this.#running = undefined;
-      this.#schedule();
-    });
-    return this.#running;
+    return this.#runner.run();
   }
 
   #schedule(): void {
