@@ -23,6 +23,7 @@ export {
   type TestJwtAuthorityOptions,
   type TestJwtKey,
 } from './jwt.js';
+export { freePort } from './ports.js';
 export {
   PYTHON,
   PYTHON_CLIENT_PRELUDE,

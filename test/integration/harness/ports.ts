@@ -7,26 +7,10 @@
  *
  * @module
  */
-import { createServer } from 'node:net';
+export { freePort } from '@tessera/testing';
 
 /** How many times {@link retryOnTakenPort} starts a program that finds a port it was given taken. */
 export const PORT_ATTEMPTS = 5;
-
-/**
- * A free TCP port on 127.0.0.1 (bound, then released). Another process may take it before it is used: start the
- * program that binds it with {@link retryOnTakenPort}.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Whether `output` (a process's logs) reports that binding `port` failed because the address was in use: Node's

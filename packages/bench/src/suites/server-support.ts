@@ -7,7 +7,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
@@ -22,6 +21,7 @@ import {
   type TypedClient,
 } from '@tessera/common/api';
 import { buildCsr } from '@tessera/common/x509';
+import { freePort } from '@tessera/testing';
 
 /** The trust domain every benchmark uses. */
 export const BENCH_TD = 'bench.example';
@@ -51,19 +51,6 @@ export function makeTempDir(prefix: string): string {
 export function removeTempDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   tempDirs.delete(dir);
-}
-
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */

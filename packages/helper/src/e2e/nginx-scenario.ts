@@ -9,9 +9,9 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '@tessera/testing';
 import { HELPER_BIN, type RunningProcess, spawnProcess, waitFor } from './support.js';
 
 const execFileP = promisify(execFile);
@@ -58,18 +58,6 @@ export interface NginxScenarioResult {
   readonly anonymous: { readonly status: number; readonly body: string };
   /** The helper's log (stderr). */
   readonly helperLog: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface CurlResult {
