@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { type HealthServer, startHealthServer } from '@tessera/common/health';
 import { createLogger, type TesseraLogger } from '@tessera/common/log';
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '@tessera/common/metrics';
+import { preparePrivateSocketDir, preparePublicSocketDir, removeStaleSocket } from '@tessera/common/socket';
 import {
   type AgentNodeAttestor,
   createJoinTokenAttestor,
@@ -33,7 +34,6 @@ import {
 import { startHeapTrimmer } from './heap-trim.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
-import { preparePrivateSocketDir, preparePublicSocketDir, removeStaleSocket } from './socket-dir.js';
 import { createSvidStores, SvidStoreService } from './svidstore/index.js';
 
 /** Options of {@link startAgent}. */

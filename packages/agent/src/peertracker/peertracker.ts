@@ -5,9 +5,10 @@
  * @module
  */
 import { once } from 'node:events';
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
+import { removeStaleSocket } from '@tessera/common/socket';
 
 /**
  * The kernel's view of the process on the other end of a Unix socket connection, read once at accept time.
@@ -125,18 +126,6 @@ export interface PeerTrackingServer {
   close(graceMs?: number): Promise<void>;
 }
 
-async function removeStaleSocket(path: string): Promise<void> {
-  let st: Awaited<ReturnType<typeof lstat>>;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (!st.isSocket()) throw new Error(`peertracker: "${path}" exists and is not a socket`);
-  await unlink(path);
-}
-
 /**
  * Creates the agent's listening Unix socket server: it reads each accepted connection's peer credentials once,
  * before grpc-js sees any byte, attaches them to the socket, and injects the socket into `grpcServer` through
@@ -194,7 +183,7 @@ export async function createPeerTrackingServer(
     injector.injectConnection(socket);
   });
 
-  await removeStaleSocket(socketPath);
+  await removeStaleSocket(socketPath, 'peertracker');
   await once(server.listen(socketPath), 'listening');
   await chmod(socketPath, mode);
 

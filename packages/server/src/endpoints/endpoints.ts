@@ -10,13 +10,12 @@
 
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { type Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
-import { ConfigError } from '@tessera/spiffe/errors';
+import { preparePrivateSocketDir, removeStaleSocket } from '@tessera/common/socket';
 import type { ConnectionRegistry } from '../api/middleware/auth.js';
 import type { CaManager } from '../ca/ca-manager.js';
 
@@ -62,28 +61,8 @@ export interface Endpoints {
  * @throws {ConfigError} ERR_CONFIG_INVALID when the directory is shared or is not a directory.
  */
 export async function prepareSocketPath(path: string): Promise<void> {
-  const dir = dirname(path);
-  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (created !== undefined) await chmod(dir, 0o700);
-  else {
-    const st = await stat(dir);
-    if (!st.isDirectory()) {
-      throw new ConfigError('ERR_CONFIG_INVALID', `endpoints: socket directory "${dir}" is not a directory`);
-    }
-    if ((st.mode & 0o022) !== 0) {
-      throw new ConfigError(
-        'ERR_CONFIG_INVALID',
-        `endpoints: socket directory "${dir}" is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); use a dedicated directory`,
-      );
-    }
-  }
-  try {
-    const st = await lstat(path);
-    if (!st.isSocket()) throw new Error(`endpoints: "${path}" exists and is not a socket`);
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  await preparePrivateSocketDir(path, 'endpoints');
+  await removeStaleSocket(path, 'endpoints');
 }
 
 function peerChainOf(socket: TLSSocket): X509Certificate[] {
