@@ -3,6 +3,8 @@
  * operation, a raw HTTP/2 call…), because absolute times on shared machines drift; the ratio says how
  * close the figure comes to its floor (1.0 = as fast as the floor, higher is better for every figure).
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** One reported figure. */
 export interface Figure {
@@ -55,6 +57,17 @@ export function opsPerSecondSync(fn: () => unknown, ms = 1000): number {
   }
   return (n * 1000) / (now - start);
 }
+
+/**
+ * Runs a V8 minor GC of this (the benchmark's) process, to be called between latency samples, outside the timed
+ * window: a sample then does not pay for the garbage of the samples before it. Used where a sample stands for a
+ * new process (a new caller's first call), whose heap holds no such garbage.
+ */
+export const collectHarnessGarbage: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
+  return () => gc({ type: 'minor' });
+})();
 
 /** Collects latency samples (milliseconds) of `count` runs of `fn`, after `warmup` unmeasured runs. */
 export async function latencies(fn: () => Promise<unknown>, count: number, warmup = 10): Promise<number[]> {

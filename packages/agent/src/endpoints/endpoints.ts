@@ -116,6 +116,55 @@ function forServing<S extends object>(definition: S): S {
 }
 
 /**
+ * How long an attestation started when a connection was accepted may serve its first call. A caller that
+ * connects and waits longer than this (and may have changed in between: exec, setuid) is attested again.
+ */
+const EARLY_ATTESTATION_MAX_AGE_MS = 1000;
+
+/**
+ * Attestations started at accept time, before grpc-js has read a byte of the connection: the kernel and /proc
+ * are read while the caller's HTTP/2 preface and request are still on their way, so a new caller's first call
+ * does not wait for them. Each serves only the first call of its connection, and only within
+ * {@link EARLY_ATTESTATION_MAX_AGE_MS}; every other call is attested when it arrives.
+ */
+class EarlyAttestations {
+  readonly #attestors: EndpointsAttestor;
+  readonly #pending = new WeakMap<
+    PeerInfo,
+    { at: number; selectors: Promise<readonly WorkloadSelector[]> }
+  >();
+
+  constructor(attestors: EndpointsAttestor) {
+    this.#attestors = attestors;
+  }
+
+  /** Starts attesting a newly accepted peer. */
+  start(peer: PeerInfo): void {
+    // A failure is reported by the call that would have used it (it attests again and gets the error itself).
+    const selectors = (async () => this.#attestors.attest(peer))();
+    selectors.catch(() => {});
+    this.#pending.set(peer, { at: performance.now(), selectors });
+  }
+
+  /** The peer's selectors: its early attestation when this is the first call and it is fresh, else a new one. */
+  async attest(peer: PeerInfo): Promise<readonly WorkloadSelector[]> {
+    const early = this.#pending.get(peer);
+    if (early !== undefined) {
+      this.#pending.delete(peer);
+      if (performance.now() - early.at <= EARLY_ATTESTATION_MAX_AGE_MS) {
+        try {
+          const selectors = await early.selectors;
+          if (peer.isAlive()) return selectors;
+        } catch {
+          // attested again below, which reports the failure
+        }
+      }
+    }
+    return this.#attestors.attest(peer);
+  }
+}
+
+/**
  * Creates the Workload API + SDS endpoints on `socketPath`. Every call is attested: the peer tracker reads
  * the caller's credentials from the kernel when it connects, and `attestors` turns them into selectors.
  *
@@ -134,10 +183,11 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       `endpoints: maxReceiveMessageBytes must be a positive integer, got ${String(maxReceive)}`,
     );
   }
+  const early = new EarlyAttestations(config.attestors);
   const attestCaller: CallerAttestation = async (call: AttestableCall) => {
     const peer = peerInfoOf(call);
     if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');
-    return config.attestors.attest(peer);
+    return early.attest(peer);
   };
   const grpcServer = new Server({
     ...serverOptions(maxReceive),
@@ -181,6 +231,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
         grpcServer,
         ...(config.peerReader !== undefined ? { reader: config.peerReader } : {}),
         onRefused: (err) => log.warn({ err }, 'Refused a connection whose peer credentials cannot be read'),
+        onAccepted: (peer) => early.start(peer),
       });
       log.info(
         { socket_path: config.socketPath, sds: config.sds?.disabled !== true },

@@ -114,6 +114,11 @@ export interface PeerTrackingServerConfig {
   reader?: PeerCredentialReader;
   /** Called when a connection is refused because its credentials cannot be read. */
   onRefused?: (err: unknown) => void;
+  /**
+   * Called with each accepted connection's peer, before grpc-js reads any byte of it (the endpoints start
+   * attesting the caller there, while its request is still on the way).
+   */
+  onAccepted?: (peer: PeerInfo) => void;
 }
 
 /** A listening peer tracking server. */
@@ -180,6 +185,7 @@ export async function createPeerTrackingServer(
       sockets.delete(socket);
       peer.close();
     });
+    config.onAccepted?.(peer);
     injector.injectConnection(socket);
   });
 

@@ -107,12 +107,19 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       }
     }
 
-    it('checks the header before attesting the caller', async () => {
-      const before = h.peers.length;
-      const c = rawClient(h.address);
-      await rawStream(c, X509, EMPTY, undefined);
-      c.close();
-      assert.equal(h.peers.length, before);
+    it('checks the header before using any attestation of the caller', async () => {
+      // The caller is attested when it connects, but a request without the header is refused as such, not with
+      // the attestation's outcome (here a failure that would otherwise be Unavailable).
+      h.attestFailure = new Error('attestation would fail');
+      try {
+        const c = rawClient(h.address);
+        const res = await rawStream(c, X509, EMPTY, undefined);
+        c.close();
+        assert.equal(res.code, status.INVALID_ARGUMENT);
+        assert.equal(res.details, 'security header missing from request');
+      } finally {
+        h.attestFailure = undefined;
+      }
     });
   });
 
@@ -160,6 +167,58 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         assert.equal(unary.details, 'workload attestation failed');
       } finally {
         h.attestFailure = undefined;
+      }
+    });
+
+    it('attests a new caller when it connects, before it sends anything, for its first call only', async () => {
+      entitle();
+      const before = h.peers.length;
+      const c = rawClient(h.address);
+      try {
+        c.getChannel().getConnectivityState(true); // connects without calling
+        assert.ok(await eventually(() => h.peers.length === before + 1), 'attested at accept');
+        const first = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(first.code, 0);
+        assert.equal(h.peers.length, before + 1, 'the first call used the attestation made at accept');
+        const second = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(second.code, 0);
+        assert.equal(h.peers.length, before + 2, 'a later call on the connection is attested again');
+      } finally {
+        c.close();
+      }
+    });
+
+    it('attests again when the first call comes more than a second after the connection', async () => {
+      entitle();
+      const before = h.peers.length;
+      const c = rawClient(h.address);
+      try {
+        c.getChannel().getConnectivityState(true);
+        assert.ok(await eventually(() => h.peers.length === before + 1));
+        await new Promise((r) => setTimeout(r, 1100));
+        const res = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(res.code, 0);
+        assert.equal(h.peers.length, before + 2);
+      } finally {
+        c.close();
+      }
+    });
+
+    it('attests again when the attestation at accept failed', async () => {
+      entitle();
+      const before = h.peers.length;
+      h.attestFailure = new Error('transient');
+      const c = rawClient(h.address);
+      try {
+        c.getChannel().getConnectivityState(true);
+        assert.ok(await eventually(() => h.peers.length === before + 1));
+        h.attestFailure = undefined;
+        const res = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(res.code, 0);
+        assert.equal(h.peers.length, before + 2);
+      } finally {
+        h.attestFailure = undefined;
+        c.close();
       }
     });
 
