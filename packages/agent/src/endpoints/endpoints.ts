@@ -231,7 +231,9 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
         grpcServer,
         ...(config.peerReader !== undefined ? { reader: config.peerReader } : {}),
         onRefused: (err) => log.warn({ err }, 'Refused a connection whose peer credentials cannot be read'),
-        onAccepted: (peer) => early.start(peer),
+        // After grpc-js has written its HTTP/2 SETTINGS (a native immediate queued by the injection): grpc-js
+        // clients wait for them before sending their request, so the attestation runs while both travel.
+        onAccepted: (peer) => setImmediate(() => early.start(peer)),
       });
       log.info(
         { socket_path: config.socketPath, sds: config.sds?.disabled !== true },

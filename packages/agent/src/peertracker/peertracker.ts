@@ -115,8 +115,8 @@ export interface PeerTrackingServerConfig {
   /** Called when a connection is refused because its credentials cannot be read. */
   onRefused?: (err: unknown) => void;
   /**
-   * Called with each accepted connection's peer, before grpc-js reads any byte of it (the endpoints start
-   * attesting the caller there, while its request is still on the way).
+   * Called with each accepted connection's peer once it is handed to grpc-js, before grpc-js has read any byte
+   * of it (the endpoints start attesting the caller there, while its request is still on the way).
    */
   onAccepted?: (peer: PeerInfo) => void;
 }
@@ -185,8 +185,8 @@ export async function createPeerTrackingServer(
       sockets.delete(socket);
       peer.close();
     });
-    config.onAccepted?.(peer);
     injector.injectConnection(socket);
+    config.onAccepted?.(peer);
   });
 
   await removeStaleSocket(socketPath, 'peertracker');
