@@ -31,7 +31,7 @@ import {
   type EndpointsAttestor,
   type WorkloadEndpoints,
 } from './endpoints/index.js';
-import { startHeapTrimmer } from './heap-trim.js';
+import { fixMmapThreshold, startHeapTrimmer } from './heap-trim.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
 import { createSvidStores, SvidStoreService } from './svidstore/index.js';
@@ -198,6 +198,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     opts.logger ??
     createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-agent' } });
   log.info({ config: redactAgentConfig(config) }, 'Configured');
+  // Before the first entry sync: its large gRPC messages must not leave the C heap fragmented (see heap-trim).
+  fixMmapThreshold();
   // Refuse a shared admin socket directory before attesting or serving anything.
   await preparePrivateSocketDir(config.adminSocketPath);
   const metrics = new MetricsRegistry();
@@ -316,10 +318,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
           health: false,
           metrics,
         });
-  // Entry syncs and bulk issuance free megabytes of C heap that glibc would otherwise keep resident.
+  // Entry syncs and bulk issuance leave megabytes of V8 heap and C heap that would otherwise stay resident.
   const heapTrimmer = startHeapTrimmer({
     onTrim: (before, after) =>
       log.debug({ free_before: before, free_after: after }, 'Returned free heap memory to the system'),
+    onReduce: (size, from) =>
+      log.debug({ heap_bytes: size, grown_from: from }, 'Asked V8 to shrink the JavaScript heap'),
   });
   log.info({ socket_path: config.socketPath, admin_socket_path: config.adminSocketPath }, 'Agent started');
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type HeapAddon, loadHeapAddon, startHeapTrimmer } from './heap-trim.js';
+import { getHeapStatistics } from 'node:v8';
+import { fixMmapThreshold, type HeapAddon, loadHeapAddon, startHeapTrimmer } from './heap-trim.js';
 
 /** A fake addon whose free bytes the test sets; counts trims. */
 function fakeAddon(free: number[]): HeapAddon & { trims: number } {
@@ -51,6 +52,109 @@ describe('startHeapTrimmer', () => {
     }
   });
 
+  it('trims again only when more has become free since the last trim', () => {
+    // glibc still counts trimmed pages as free: the same free bytes are not worth a second trim.
+    const free = [3_000_000];
+    const addon = {
+      trims: 0,
+      freeHeapBytes: () => free[0] as number,
+      trimHeap: () => {
+        addon.trims++;
+        return true;
+      },
+    };
+    const t = startHeapTrimmer({ addon, intervalMs: 0, minFreeBytes: 1_000_000 });
+    assert.equal(t.check(), true);
+    assert.equal(t.check(), false, 'nothing more became free');
+    free[0] = 3_500_000;
+    assert.equal(t.check(), false, 'only 0.5 MB more');
+    free[0] = 4_200_000;
+    assert.equal(t.check(), true);
+    free[0] = 1_000_000; // reused, then freed again
+    assert.equal(t.check(), false);
+    free[0] = 2_100_000;
+    assert.equal(t.check(), true);
+    assert.equal(addon.trims, 3);
+    t.stop();
+  });
+
+  it('reduces the V8 heap at the first check, then once it has grown by minGrowthBytes since the last reduction', async () => {
+    let heap = 10_000_000;
+    let free = 0;
+    const addon = {
+      trims: 0,
+      reductions: 0,
+      freeHeapBytes: () => free,
+      trimHeap: () => {
+        addon.trims++;
+        return true;
+      },
+      reduceHeap: () => {
+        addon.reductions++;
+      },
+    };
+    const seen: [number, number][] = [];
+    const t = startHeapTrimmer({
+      addon,
+      intervalMs: 0,
+      minGrowthBytes: 2_000_000,
+      trimAfterReduceMs: 5,
+      heapSize: () => heap,
+      onReduce: (size, from) => seen.push([size, from]),
+    });
+    try {
+      t.check();
+      assert.deepEqual(seen, [[10_000_000, 0]], 'the start (and first sync) is a burst');
+      heap = 9_000_000; // what the reduction left: the floor
+      t.check();
+      heap = 10_000_000;
+      t.check();
+      assert.equal(addon.reductions, 1, 'grown by 1 MB only');
+      heap = 11_500_000;
+      t.check();
+      assert.deepEqual(seen.at(-1), [11_500_000, 9_000_000]);
+      heap = 9_500_000; // the new floor
+      t.check();
+      heap = 11_000_000;
+      t.check();
+      assert.equal(addon.reductions, 2, 'grown by 1.5 MB from the new floor');
+      heap = 8_000_000; // V8 shrank by itself: growth counts from there
+      t.check();
+      heap = 10_100_000;
+      t.check();
+      assert.deepEqual(seen.at(-1), [10_100_000, 8_000_000]);
+      assert.equal(addon.reductions, 3);
+      // The C heap trim follows a reduction after trimAfterReduceMs, once the collection has freed C memory.
+      const trimsBefore = addon.trims;
+      free += 3_000_000;
+      const until = Date.now() + 5000;
+      while (addon.trims === trimsBefore && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(addon.trims, trimsBefore + 1);
+    } finally {
+      t.stop();
+    }
+  });
+
+  it('fixMmapThreshold passes the threshold to the addon (128 KiB by default)', () => {
+    const fixed: number[] = [];
+    const addon = { ...fakeAddon([0]), fixMmapThreshold: (b: number) => fixed.push(b) > 0 };
+    assert.equal(fixMmapThreshold(undefined, addon), true);
+    assert.equal(fixMmapThreshold(65_536, addon), true);
+    assert.equal(fixMmapThreshold(65_536, fakeAddon([0])), false, 'an addon without it');
+    assert.deepEqual(fixed, [131_072, 65_536]);
+  });
+
+  it('does not reduce without the V8 addon', () => {
+    let heap = 1_000_000;
+    const addon = fakeAddon([0]);
+    const seen: number[] = [];
+    const t = startHeapTrimmer({ addon, intervalMs: 0, heapSize: () => heap, onReduce: (s) => seen.push(s) });
+    heap = 100_000_000;
+    t.check();
+    assert.deepEqual(seen, []);
+    t.stop();
+  });
+
   it('rejects negative or fractional settings', () => {
     assert.throws(
       () => startHeapTrimmer({ intervalMs: -1 }),
@@ -77,7 +181,35 @@ describe('the memory addon', () => {
     if (before === -1) return; // not glibc: unsupported, nothing more to check
     assert.ok(before >= 0);
     assert.equal(typeof a.trimHeap(), 'boolean');
+    assert.equal(a.fixMmapThreshold?.(128 * 1024), true);
+    assert.equal(a.fixMmapThreshold?.(-1), false, 'out of range');
+    assert.equal(a.fixMmapThreshold?.(64 * 1024 * 1024), false, 'above glibc 64-bit maximum');
     assert.ok(a.freeHeapBytes() <= before + 1024 * 1024, 'trimming did not grow the free heap');
     assert.equal(keep.length, 0);
+  });
+
+  it('is built with the V8 part, whose reduction shrinks a heap full of garbage', {
+    skip: addon === undefined ? 'not built' : false,
+  }, async () => {
+    const reduceHeap = (addon as HeapAddon).reduceHeap;
+    assert.equal(typeof reduceHeap, 'function', 'native/build/Release/tessera_v8heap.node did not load');
+    let garbage: { n: number; s: string }[] | undefined = Array.from({ length: 400_000 }, (_, n) => ({
+      n,
+      s: `entry-${n}`,
+    }));
+    const grown = getHeapStatistics().total_heap_size;
+    assert.equal(garbage.length, 400_000);
+    garbage = undefined;
+    (reduceHeap as () => void)();
+    // The collection is incremental: it finishes in steps on the event loop.
+    const until = Date.now() + 10_000;
+    while (getHeapStatistics().total_heap_size > grown - 8 * 1024 * 1024 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(
+      getHeapStatistics().total_heap_size <= grown - 8 * 1024 * 1024,
+      `heap ${getHeapStatistics().total_heap_size} still near ${grown}`,
+    );
+    assert.equal(garbage, undefined);
   });
 });

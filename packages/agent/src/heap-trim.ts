@@ -1,34 +1,79 @@
 /**
- * Gives the C heap's free memory back to the kernel after bursts of work (native/memory.c, glibc only).
+ * Gives memory back to the kernel after bursts of work: the JavaScript heap (native/v8heap.cc) and the C heap
+ * (native/memory.c, glibc only).
  *
- * glibc keeps memory the process freed inside its arenas; after an entry sync of tens of thousands of entries
- * or a thousand SVIDs issued at once, megabytes stay resident as free chunks long after V8 has collected the
- * objects that held them. A periodic check trims the heap (`malloc_trim(0)`) when enough of it is free.
+ * - V8 keeps the heap it grew to during a burst (an entry sync of thousands of entries, a periodic resync, a
+ *   thousand SVIDs issued at once): a larger young generation and committed old-generation pages, megabytes of
+ *   RSS. Its own memory reducer acts only after some full collections, which a mostly idle agent may not reach
+ *   for minutes. When the heap has grown by `minGrowthBytes` since it was last reduced, a periodic check sends
+ *   V8 a moderate memory-pressure notification: an incremental collection in "reduce memory" mode.
+ * - glibc keeps memory the process freed inside its arenas, as free chunks. When at least `minFreeBytes` more
+ *   are free than after the last trim, the check trims the heap (`malloc_trim(0)`); it trims again shortly after
+ *   a V8 reduction, which frees C memory too.
+ * - glibc raises its mmap threshold whenever a large block is freed, so that after the first big gRPC message
+ *   the next ones come from the heap and leave it fragmented. {@link fixMmapThreshold}, called when the agent
+ *   starts, fixes it: such blocks keep their own mappings, returned to the kernel when freed.
  *
  * @module
  */
 import { createRequire } from 'node:module';
+import { getHeapStatistics } from 'node:v8';
 
-/** The functions of the memory addon (see native/memory.c). */
+/** The functions of the memory addons (see native/memory.c and native/v8heap.cc). */
 export interface HeapAddon {
   /** Bytes free inside malloc's arenas, or -1 when the C library cannot tell. */
   freeHeapBytes(): number;
   /** `malloc_trim(0)`: whether memory was released (false when unsupported). */
   trimHeap(): boolean;
+  /**
+   * `mallopt(M_MMAP_THRESHOLD, bytes)`: blocks of at least `bytes` get their own mapping, returned to the
+   * kernel when freed (false when unsupported or out of range).
+   */
+  fixMmapThreshold?: (bytes: number) => boolean;
+  /**
+   * Starts an incremental V8 collection that shrinks the heap (a moderate memory-pressure notification).
+   * Absent when the V8 addon did not load (built for another Node version).
+   */
+  reduceHeap?: () => void;
 }
 
 /**
- * Loads the memory addon, or undefined when it was not built or cannot load. Trimming is an optimisation: the
- * agent runs the same without it.
+ * Loads the memory addons, or undefined when the C heap one was not built or cannot load. Both are an
+ * optimisation: the agent runs the same without them.
  */
 export function loadHeapAddon(): HeapAddon | undefined {
   // dist/heap-trim.js -> ../native/build/Release
-  const path = new URL('../native/build/Release/tessera_memory.node', import.meta.url).pathname;
-  try {
-    return createRequire(import.meta.url)(path) as HeapAddon;
-  } catch {
-    return undefined;
-  }
+  const load = (name: string): unknown => {
+    try {
+      return createRequire(import.meta.url)(
+        new URL(`../native/build/Release/${name}.node`, import.meta.url).pathname,
+      );
+    } catch {
+      return undefined;
+    }
+  };
+  const memory = load('tessera_memory') as HeapAddon | undefined;
+  if (memory === undefined) return undefined;
+  const v8heap = load('tessera_v8heap') as Pick<HeapAddon, 'reduceHeap'> | undefined;
+  return v8heap?.reduceHeap === undefined ? memory : { ...memory, reduceHeap: v8heap.reduceHeap };
+}
+
+/**
+ * Fixes glibc's mmap threshold at `bytes` (default 128 KiB, glibc's initial value), before the agent's first
+ * large allocations: blocks this large always get their own mapping, returned to the kernel when freed, instead
+ * of being carved from the heap once glibc has raised its threshold. Returns whether it was set (false without
+ * the addon or off glibc).
+ *
+ * @example
+ * ```ts
+ * fixMmapThreshold(); // first thing at agent start
+ * ```
+ */
+export function fixMmapThreshold(
+  bytes = 128 * 1024,
+  addon: HeapAddon | undefined = loadHeapAddon(),
+): boolean {
+  return addon?.fixMmapThreshold?.(bytes) === true;
 }
 
 /** Options of {@link startHeapTrimmer}. */
@@ -37,25 +82,33 @@ export interface HeapTrimmerOptions {
   readonly addon?: HeapAddon | undefined;
   /** Check period in ms (default 15,000; 0 disables the timer, tests call `check`). */
   readonly intervalMs?: number;
-  /** Trim only when at least this many bytes are free in the heap (default 2 MiB). */
+  /** Trim when at least this many more bytes are free in the C heap than after the last trim (default 2 MiB). */
   readonly minFreeBytes?: number;
+  /** Reduce the V8 heap when it has grown by this many bytes since it was last reduced (default 2 MiB). */
+  readonly minGrowthBytes?: number;
+  /** Delay from a V8 reduction to the C heap trim that follows it, in ms (default 2,000; 0: at the next check). */
+  readonly trimAfterReduceMs?: number;
+  /** Size of the V8 heap in bytes; default `v8.getHeapStatistics().total_heap_size` (tests inject one). */
+  readonly heapSize?: () => number;
   /** Called after each trim with the free bytes before and after. */
   readonly onTrim?: (freeBefore: number, freeAfter: number) => void;
+  /** Called when a V8 reduction starts, with the heap size and the size it has grown from. */
+  readonly onReduce?: (heapBytes: number, fromBytes: number) => void;
 }
 
 /** A running heap trimmer. */
 export interface HeapTrimmer {
-  /** Trims now if enough of the heap is free; returns whether it trimmed. */
+  /** Reduces the V8 heap and trims the C heap now, each if it is worth it; returns whether it trimmed. */
   check(): boolean;
   /** Stops the periodic check. Idempotent. */
   stop(): void;
 }
 
 /**
- * Starts checking the C heap every `intervalMs` and trimming it when at least `minFreeBytes` are free. The
- * timer never keeps the process alive.
+ * Starts checking the V8 and C heaps every `intervalMs`, reducing and trimming them after bursts. The timers
+ * never keep the process alive.
  *
- * @throws {RangeError} when `intervalMs` or `minFreeBytes` is negative or not an integer.
+ * @throws {RangeError} when a size or period is negative or not an integer.
  * @example
  * ```ts
  * const trimmer = startHeapTrimmer({ onTrim: (a, b) => log.debug({ free_before: a, free_after: b }, 'Heap trimmed') });
@@ -66,29 +119,79 @@ export interface HeapTrimmer {
 export function startHeapTrimmer(options: HeapTrimmerOptions = {}): HeapTrimmer {
   const intervalMs = options.intervalMs ?? 15_000;
   const minFree = options.minFreeBytes ?? 2 * 1024 * 1024;
+  const minGrowth = options.minGrowthBytes ?? 2 * 1024 * 1024;
+  const trimAfterReduceMs = options.trimAfterReduceMs ?? 2000;
   for (const [name, v] of [
     ['intervalMs', intervalMs],
     ['minFreeBytes', minFree],
+    ['minGrowthBytes', minGrowth],
+    ['trimAfterReduceMs', trimAfterReduceMs],
   ] as const) {
     if (!Number.isSafeInteger(v) || v < 0) {
       throw new RangeError(`heap trimmer: ${name} must be a non-negative integer, got ${String(v)}`);
     }
   }
   const addon = 'addon' in options ? options.addon : loadHeapAddon();
-  const check = (): boolean => {
+  const heapSize = options.heapSize ?? (() => getHeapStatistics().total_heap_size);
+
+  // The V8 heap size after the last reduction (or the lowest seen since): growth is counted from it. It starts at
+  // zero, so the first check reduces the heap: the agent's start and first entry sync are its first burst.
+  let heapFloor = 0;
+  // A reduction was started: the next check takes the heap size it left as the new floor.
+  let reducing = false;
+  // Free C heap bytes after the last trim (or the lowest seen since): glibc still counts trimmed pages as free,
+  // so only what became free since then is worth another trim.
+  let freeFloor = 0;
+  let followUp: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+
+  const trim = (): boolean => {
     if (addon === undefined) return false;
     const before = addon.freeHeapBytes();
-    if (before < minFree) return false;
+    if (before < 0) return false;
+    freeFloor = Math.min(freeFloor, before);
+    if (before - freeFloor < minFree) return false;
     addon.trimHeap();
-    options.onTrim?.(before, addon.freeHeapBytes());
+    const after = addon.freeHeapBytes();
+    freeFloor = after;
+    options.onTrim?.(before, after);
     return true;
+  };
+
+  const reduce = (): void => {
+    if (addon?.reduceHeap === undefined) return;
+    const size = heapSize();
+    if (reducing) {
+      reducing = false;
+      heapFloor = size;
+      return;
+    }
+    heapFloor = Math.min(heapFloor, size);
+    if (size - heapFloor < minGrowth) return;
+    options.onReduce?.(size, heapFloor);
+    addon.reduceHeap();
+    reducing = true;
+    if (trimAfterReduceMs > 0 && followUp === undefined && !stopped) {
+      followUp = setTimeout(() => {
+        followUp = undefined;
+        trim();
+      }, trimAfterReduceMs);
+      followUp.unref();
+    }
+  };
+
+  const check = (): boolean => {
+    reduce();
+    return trim();
   };
   const timer = intervalMs > 0 && addon !== undefined ? setInterval(check, intervalMs) : undefined;
   timer?.unref();
   return {
     check,
     stop() {
+      stopped = true;
       if (timer !== undefined) clearInterval(timer);
+      if (followUp !== undefined) clearTimeout(followUp);
     },
   };
 }
