@@ -53,6 +53,11 @@ export interface WorkloadEndpointsConfig {
   readonly peerReader?: PeerCredentialReader;
   /** Largest request message accepted, in bytes (default 1 MiB); larger ones get `ResourceExhausted`. */
   readonly maxReceiveMessageBytes?: number;
+  /**
+   * How long an attestation started when a connection is accepted may serve the connection's first call, in ms
+   * (default 100; tests lengthen it).
+   */
+  readonly earlyAttestationMaxAgeMs?: number;
   /** grpc-js server interceptors run on every call (the agent's call metrics); default none. */
   readonly interceptors?: readonly ServerInterceptor[];
 }
@@ -116,26 +121,29 @@ function forServing<S extends object>(definition: S): S {
 }
 
 /**
- * How long an attestation started when a connection was accepted may serve its first call. A caller that
- * connects and waits longer than this (and may have changed in between: exec, setuid) is attested again.
+ * How long an attestation started when a connection was accepted may serve its first call, by default. Clients
+ * send their first request within a millisecond or two of connecting; a caller that waits longer (and may have
+ * changed in between: setuid, exec) is attested again.
  */
-const EARLY_ATTESTATION_MAX_AGE_MS = 1000;
+const EARLY_ATTESTATION_MAX_AGE_MS = 100;
 
 /**
  * Attestations started at accept time, before grpc-js has read a byte of the connection: the kernel and /proc
  * are read while the caller's HTTP/2 preface and request are still on their way, so a new caller's first call
- * does not wait for them. Each serves only the first call of its connection, and only within
- * {@link EARLY_ATTESTATION_MAX_AGE_MS}; every other call is attested when it arrives.
+ * does not wait for them. Each serves only the first call of its connection, and only within `maxAgeMs`; every
+ * other call is attested when it arrives.
  */
 class EarlyAttestations {
   readonly #attestors: EndpointsAttestor;
+  readonly #maxAgeMs: number;
   readonly #pending = new WeakMap<
     PeerInfo,
     { at: number; selectors: Promise<readonly WorkloadSelector[]> }
   >();
 
-  constructor(attestors: EndpointsAttestor) {
+  constructor(attestors: EndpointsAttestor, maxAgeMs: number) {
     this.#attestors = attestors;
+    this.#maxAgeMs = maxAgeMs;
   }
 
   /** Starts attesting a newly accepted peer. */
@@ -151,7 +159,7 @@ class EarlyAttestations {
     const early = this.#pending.get(peer);
     if (early !== undefined) {
       this.#pending.delete(peer);
-      if (performance.now() - early.at <= EARLY_ATTESTATION_MAX_AGE_MS) {
+      if (performance.now() - early.at <= this.#maxAgeMs) {
         try {
           const selectors = await early.selectors;
           if (peer.isAlive()) return selectors;
@@ -168,7 +176,8 @@ class EarlyAttestations {
  * Creates the Workload API + SDS endpoints on `socketPath`. Every call is attested: the peer tracker reads
  * the caller's credentials from the kernel when it connects, and `attestors` turns them into selectors.
  *
- * @throws {RangeError} when `maxReceiveMessageBytes` is not a positive integer.
+ * @throws {RangeError} when `maxReceiveMessageBytes` is not a positive integer, or `earlyAttestationMaxAgeMs` not a
+ * non-negative integer.
  * @example
  * ```ts
  * const endpoints = createWorkloadEndpoints({ provider, attestors, socketPath: '/tmp/tessera-agent/public/api.sock', logger });
@@ -183,7 +192,13 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       `endpoints: maxReceiveMessageBytes must be a positive integer, got ${String(maxReceive)}`,
     );
   }
-  const early = new EarlyAttestations(config.attestors);
+  const earlyMaxAge = config.earlyAttestationMaxAgeMs ?? EARLY_ATTESTATION_MAX_AGE_MS;
+  if (!Number.isInteger(earlyMaxAge) || earlyMaxAge < 0) {
+    throw new RangeError(
+      `endpoints: earlyAttestationMaxAgeMs must be a non-negative integer, got ${String(earlyMaxAge)}`,
+    );
+  }
+  const early = new EarlyAttestations(config.attestors, earlyMaxAge);
   const attestCaller: CallerAttestation = async (call: AttestableCall) => {
     const peer = peerInfoOf(call);
     if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');
