@@ -8,13 +8,6 @@
 //
 //   freeHeapBytes()  -> number   bytes free inside malloc's arenas (mallinfo2().fordblks), -1 when unknown
 //   trimHeap()       -> boolean  malloc_trim(0): whether memory was released; false when unsupported
-//   fixMmapThreshold(bytes) -> boolean  mallopt(M_MMAP_THRESHOLD, bytes): allocations of at least `bytes` get
-//                                their own mapping, returned to the kernel when freed; false when unsupported
-//
-// glibc raises its mmap threshold each time a mapped block is freed (up to 32 MiB on 64-bit), so after the first
-// large gRPC message (an entry sync of 10,000 entries is ~2 MB on the wire, buffered more than once) the next
-// ones are carved from the heap, and the free chunks they leave behind fragment it. A fixed threshold keeps them
-// out of the heap (setting it also turns the dynamic adjustment off).
 //
 // Other C libraries (musl) have neither call: both functions then report "unsupported" (-1 / false).
 //
@@ -22,7 +15,6 @@
 
 #define _GNU_SOURCE
 #include <stddef.h>
-#include <stdint.h>
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -55,28 +47,10 @@ static napi_value trim_heap(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value fix_mmap_threshold(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int ok = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1) {
-    int64_t bytes = 0;
-    if (napi_get_value_int64(env, argv[0], &bytes) == napi_ok && bytes > 0 && bytes <= 32 * 1024 * 1024) {
-#ifdef HAVE_MALLINFO2
-      ok = mallopt(M_MMAP_THRESHOLD, (int)bytes);
-#endif
-    }
-  }
-  napi_value result;
-  napi_get_boolean(env, ok != 0, &result);
-  return result;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"freeHeapBytes", NULL, free_heap_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimHeap", NULL, trim_heap, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"fixMmapThreshold", NULL, fix_mmap_threshold, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -31,7 +31,7 @@ import {
   type EndpointsAttestor,
   type WorkloadEndpoints,
 } from './endpoints/index.js';
-import { fixMmapThreshold, startHeapTrimmer } from './heap-trim.js';
+import { startHeapTrimmer } from './heap-trim.js';
 import { IdentityManager } from './manager/manager.js';
 import { AgentStorage } from './manager/storage.js';
 import { createSvidStores, SvidStoreService } from './svidstore/index.js';
@@ -198,8 +198,6 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     opts.logger ??
     createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'tessera-agent' } });
   log.info({ config: redactAgentConfig(config) }, 'Configured');
-  // Before the first entry sync: its large gRPC messages must not leave the C heap fragmented (see heap-trim).
-  fixMmapThreshold();
   // Refuse a shared admin socket directory before attesting or serving anything.
   await preparePrivateSocketDir(config.adminSocketPath);
   const metrics = new MetricsRegistry();

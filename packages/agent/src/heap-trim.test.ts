@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { getHeapStatistics } from 'node:v8';
-import { fixMmapThreshold, type HeapAddon, loadHeapAddon, startHeapTrimmer } from './heap-trim.js';
+import { type HeapAddon, loadHeapAddon, startHeapTrimmer } from './heap-trim.js';
 
 /** A fake addon whose free bytes the test sets; counts trims. */
 function fakeAddon(free: number[]): HeapAddon & { trims: number } {
@@ -135,15 +135,6 @@ describe('startHeapTrimmer', () => {
     }
   });
 
-  it('fixMmapThreshold passes the threshold to the addon (128 KiB by default)', () => {
-    const fixed: number[] = [];
-    const addon = { ...fakeAddon([0]), fixMmapThreshold: (b: number) => fixed.push(b) > 0 };
-    assert.equal(fixMmapThreshold(undefined, addon), true);
-    assert.equal(fixMmapThreshold(65_536, addon), true);
-    assert.equal(fixMmapThreshold(65_536, fakeAddon([0])), false, 'an addon without it');
-    assert.deepEqual(fixed, [131_072, 65_536]);
-  });
-
   it('does not reduce without the V8 addon', () => {
     let heap = 1_000_000;
     const addon = fakeAddon([0]);
@@ -181,9 +172,6 @@ describe('the memory addon', () => {
     if (before === -1) return; // not glibc: unsupported, nothing more to check
     assert.ok(before >= 0);
     assert.equal(typeof a.trimHeap(), 'boolean');
-    assert.equal(a.fixMmapThreshold?.(128 * 1024), true);
-    assert.equal(a.fixMmapThreshold?.(-1), false, 'out of range');
-    assert.equal(a.fixMmapThreshold?.(64 * 1024 * 1024), false, 'above glibc 64-bit maximum');
     assert.ok(a.freeHeapBytes() <= before + 1024 * 1024, 'trimming did not grow the free heap');
     assert.equal(keep.length, 0);
   });

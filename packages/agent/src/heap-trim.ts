@@ -10,9 +10,6 @@
  * - glibc keeps memory the process freed inside its arenas, as free chunks. When at least `minFreeBytes` more
  *   are free than after the last trim, the check trims the heap (`malloc_trim(0)`); it trims again shortly after
  *   a V8 reduction, which frees C memory too.
- * - glibc raises its mmap threshold whenever a large block is freed, so that after the first big gRPC message
- *   the next ones come from the heap and leave it fragmented. {@link fixMmapThreshold}, called when the agent
- *   starts, fixes it: such blocks keep their own mappings, returned to the kernel when freed.
  *
  * @module
  */
@@ -25,11 +22,6 @@ export interface HeapAddon {
   freeHeapBytes(): number;
   /** `malloc_trim(0)`: whether memory was released (false when unsupported). */
   trimHeap(): boolean;
-  /**
-   * `mallopt(M_MMAP_THRESHOLD, bytes)`: blocks of at least `bytes` get their own mapping, returned to the
-   * kernel when freed (false when unsupported or out of range).
-   */
-  fixMmapThreshold?: (bytes: number) => boolean;
   /**
    * Starts an incremental V8 collection that shrinks the heap (a moderate memory-pressure notification).
    * Absent when the V8 addon did not load (built for another Node version).
@@ -56,24 +48,6 @@ export function loadHeapAddon(): HeapAddon | undefined {
   if (memory === undefined) return undefined;
   const v8heap = load('tessera_v8heap') as Pick<HeapAddon, 'reduceHeap'> | undefined;
   return v8heap?.reduceHeap === undefined ? memory : { ...memory, reduceHeap: v8heap.reduceHeap };
-}
-
-/**
- * Fixes glibc's mmap threshold at `bytes` (default 128 KiB, glibc's initial value), before the agent's first
- * large allocations: blocks this large always get their own mapping, returned to the kernel when freed, instead
- * of being carved from the heap once glibc has raised its threshold. Returns whether it was set (false without
- * the addon or off glibc).
- *
- * @example
- * ```ts
- * fixMmapThreshold(); // first thing at agent start
- * ```
- */
-export function fixMmapThreshold(
-  bytes = 128 * 1024,
-  addon: HeapAddon | undefined = loadHeapAddon(),
-): boolean {
-  return addon?.fixMmapThreshold?.(bytes) === true;
 }
 
 /** Options of {@link startHeapTrimmer}. */
