@@ -52,32 +52,6 @@ describe('startHeapTrimmer', () => {
     }
   });
 
-  it('trims again only when more has become free since the last trim', () => {
-    // glibc still counts trimmed pages as free: the same free bytes are not worth a second trim.
-    const free = [3_000_000];
-    const addon = {
-      trims: 0,
-      freeHeapBytes: () => free[0] as number,
-      trimHeap: () => {
-        addon.trims++;
-        return true;
-      },
-    };
-    const t = startHeapTrimmer({ addon, intervalMs: 0, minFreeBytes: 1_000_000 });
-    assert.equal(t.check(), true);
-    assert.equal(t.check(), false, 'nothing more became free');
-    free[0] = 3_500_000;
-    assert.equal(t.check(), false, 'only 0.5 MB more');
-    free[0] = 4_200_000;
-    assert.equal(t.check(), true);
-    free[0] = 1_000_000; // reused, then freed again
-    assert.equal(t.check(), false);
-    free[0] = 2_100_000;
-    assert.equal(t.check(), true);
-    assert.equal(addon.trims, 3);
-    t.stop();
-  });
-
   it('reduces the V8 heap at the first check, then once it has grown by minGrowthBytes since the last reduction', async () => {
     let heap = 10_000_000;
     let free = 0;

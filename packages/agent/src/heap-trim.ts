@@ -7,9 +7,10 @@
  *   RSS. Its own memory reducer acts only after some full collections, which a mostly idle agent may not reach
  *   for minutes. When the heap has grown by `minGrowthBytes` since it was last reduced, a periodic check sends
  *   V8 a moderate memory-pressure notification: an incremental collection in "reduce memory" mode.
- * - glibc keeps memory the process freed inside its arenas, as free chunks. When at least `minFreeBytes` more
- *   are free than after the last trim, the check trims the heap (`malloc_trim(0)`); it trims again shortly after
- *   a V8 reduction, which frees C memory too.
+ * - glibc keeps memory the process freed inside its arenas, as free chunks. When at least `minFreeBytes` are
+ *   free, the check trims the heap (`malloc_trim(0)`). glibc still counts trimmed pages as free, so a loaded agent
+ *   trims at every check: that also returns pages used and freed again since the last one. It trims once more
+ *   shortly after a V8 reduction, which frees C memory too.
  *
  * @module
  */
@@ -56,7 +57,7 @@ export interface HeapTrimmerOptions {
   readonly addon?: HeapAddon | undefined;
   /** Check period in ms (default 15,000; 0 disables the timer, tests call `check`). */
   readonly intervalMs?: number;
-  /** Trim when at least this many more bytes are free in the C heap than after the last trim (default 2 MiB). */
+  /** Trim when at least this many bytes are free in the C heap (default 2 MiB). */
   readonly minFreeBytes?: number;
   /** Reduce the V8 heap when it has grown by this many bytes since it was last reduced (default 2 MiB). */
   readonly minGrowthBytes?: number;
@@ -113,22 +114,15 @@ export function startHeapTrimmer(options: HeapTrimmerOptions = {}): HeapTrimmer 
   let heapFloor = 0;
   // A reduction was started: the next check takes the heap size it left as the new floor.
   let reducing = false;
-  // Free C heap bytes after the last trim (or the lowest seen since): glibc still counts trimmed pages as free,
-  // so only what became free since then is worth another trim.
-  let freeFloor = 0;
   let followUp: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
 
   const trim = (): boolean => {
     if (addon === undefined) return false;
     const before = addon.freeHeapBytes();
-    if (before < 0) return false;
-    freeFloor = Math.min(freeFloor, before);
-    if (before - freeFloor < minFree) return false;
+    if (before < minFree) return false;
     addon.trimHeap();
-    const after = addon.freeHeapBytes();
-    freeFloor = after;
-    options.onTrim?.(before, after);
+    options.onTrim?.(before, addon.freeHeapBytes());
     return true;
   };
 
