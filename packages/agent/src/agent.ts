@@ -271,17 +271,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     }),
   ];
   if (config.workloadAttestors.docker !== undefined) plugins.push(createDockerAttestor());
-  const combined = createWorkloadAttestor({ plugins });
-  const attestor: EndpointsAttestor = {
-    attest: async (peer) => {
-      try {
-        return await combined.attest(peer);
-      } catch (err) {
-        counters.workloadAttestationFailures.inc();
-        throw err;
-      }
-    },
-  };
+  const attestor: EndpointsAttestor = createWorkloadAttestor({ plugins });
 
   await preparePublicSocketDir(config.socketPath);
   const eps = createWorkloadEndpoints({
@@ -291,6 +281,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     logger: log.child({ subsystem: 'endpoints' }),
     sds: { ...config.sds },
     allowedForeignJwtClaims: config.allowedForeignJwtClaims,
+    earlyAttestationMaxAgeMs: config.attestAtConnect ? 100 : 0,
+    onAttestationFailed: () => counters.workloadAttestationFailures.inc(),
     interceptors: [counters.callInterceptor],
   });
   endpoints = eps;

@@ -52,61 +52,109 @@ describe('startHeapTrimmer', () => {
     }
   });
 
-  it('reduces the V8 heap at the first check, then once it has grown by minGrowthBytes since the last reduction', async () => {
-    let heap = 10_000_000;
-    let free = 0;
-    const addon = {
+  /** A fake addon with settable free bytes that counts trims and reductions. */
+  function fakeV8Addon(): HeapAddon & { trims: number; reductions: number; free: number } {
+    const a = {
       trims: 0,
       reductions: 0,
-      freeHeapBytes: () => free,
+      free: 0,
+      freeHeapBytes: () => a.free,
       trimHeap: () => {
-        addon.trims++;
+        a.trims++;
         return true;
       },
       reduceHeap: () => {
-        addon.reductions++;
+        a.reductions++;
       },
     };
+    return a;
+  }
+
+  it('reduces the V8 heap at the first check, then once it has grown by minGrowthBytes since the last reduction', () => {
+    let heap = 10_000_000;
+    const addon = fakeV8Addon();
     const seen: [number, number][] = [];
     const t = startHeapTrimmer({
       addon,
       intervalMs: 0,
       minGrowthBytes: 2_000_000,
-      trimAfterReduceMs: 5,
+      trimAfterReduceMs: 0,
+      minReduceIntervalMs: 0,
       heapSize: () => heap,
       onReduce: (size, from) => seen.push([size, from]),
     });
+    t.check();
+    assert.deepEqual(seen, [[10_000_000, 0]], 'the start (and first sync) is a burst');
+    heap = 9_000_000; // what the reduction left: read at the next check, the floor
+    t.check();
+    heap = 10_000_000;
+    t.check();
+    assert.equal(addon.reductions, 1, 'grown by 1 MB only');
+    heap = 11_500_000;
+    t.check();
+    assert.deepEqual(seen.at(-1), [11_500_000, 9_000_000]);
+    heap = 9_500_000; // the new floor
+    t.check();
+    heap = 11_000_000;
+    t.check();
+    assert.equal(addon.reductions, 2, 'grown by 1.5 MB from the new floor');
+    heap = 8_000_000; // V8 shrank by itself: growth counts from there
+    t.check();
+    heap = 10_100_000;
+    t.check();
+    assert.deepEqual(seen.at(-1), [10_100_000, 8_000_000]);
+    assert.equal(addon.reductions, 3);
+    t.stop();
+  });
+
+  it('reads the floor and trims the C heap trimAfterReduceMs after a reduction', async () => {
+    let heap = 10_000_000;
+    const addon = fakeV8Addon();
+    const t = startHeapTrimmer({
+      addon,
+      intervalMs: 0,
+      minGrowthBytes: 2_000_000,
+      trimAfterReduceMs: 5,
+      minReduceIntervalMs: 0,
+      heapSize: () => heap,
+    });
     try {
       t.check();
-      assert.deepEqual(seen, [[10_000_000, 0]], 'the start (and first sync) is a burst');
-      heap = 9_000_000; // what the reduction left: the floor
-      t.check();
-      heap = 10_000_000;
-      t.check();
-      assert.equal(addon.reductions, 1, 'grown by 1 MB only');
-      heap = 11_500_000;
-      t.check();
-      assert.deepEqual(seen.at(-1), [11_500_000, 9_000_000]);
-      heap = 9_500_000; // the new floor
-      t.check();
-      heap = 11_000_000;
-      t.check();
-      assert.equal(addon.reductions, 2, 'grown by 1.5 MB from the new floor');
-      heap = 8_000_000; // V8 shrank by itself: growth counts from there
-      t.check();
-      heap = 10_100_000;
-      t.check();
-      assert.deepEqual(seen.at(-1), [10_100_000, 8_000_000]);
-      assert.equal(addon.reductions, 3);
-      // The C heap trim follows a reduction after trimAfterReduceMs, once the collection has freed C memory.
-      const trimsBefore = addon.trims;
-      free += 3_000_000;
+      assert.equal(addon.reductions, 1);
+      // The collection shrinks the heap and frees C memory; the follow-up reads one and trims the other.
+      heap = 7_000_000;
+      addon.free = 3_000_000;
       const until = Date.now() + 5000;
-      while (addon.trims === trimsBefore && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(addon.trims, trimsBefore + 1);
+      while (addon.trims === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(addon.trims, 1);
+      heap = 8_900_000;
+      t.check();
+      assert.equal(addon.reductions, 1, 'grown by 1.9 MB from the 7 MB floor');
+      heap = 9_100_000;
+      t.check();
+      assert.equal(addon.reductions, 2);
     } finally {
       t.stop();
     }
+  });
+
+  it('leaves minReduceIntervalMs between two reductions', () => {
+    let heap = 10_000_000;
+    const addon = fakeV8Addon();
+    const t = startHeapTrimmer({
+      addon,
+      intervalMs: 0,
+      trimAfterReduceMs: 0,
+      minReduceIntervalMs: 60_000,
+      heapSize: () => heap,
+    });
+    t.check();
+    heap = 9_000_000;
+    t.check();
+    heap = 50_000_000;
+    t.check();
+    assert.equal(addon.reductions, 1);
+    t.stop();
   });
 
   it('does not reduce without the V8 addon', () => {
@@ -120,7 +168,11 @@ describe('startHeapTrimmer', () => {
     t.stop();
   });
 
-  it('rejects negative or fractional settings', () => {
+  it('rejects negative or fractional settings, and a zero minGrowthBytes', () => {
+    assert.throws(
+      () => startHeapTrimmer({ minGrowthBytes: 0 }),
+      /heap trimmer: minGrowthBytes must be positive, got 0/,
+    );
     assert.throws(
       () => startHeapTrimmer({ intervalMs: -1 }),
       /heap trimmer: intervalMs must be a non-negative integer/,

@@ -31,8 +31,8 @@ export interface HeapAddon {
 }
 
 /**
- * Loads the memory addons, or undefined when the C heap one was not built or cannot load. Both are an
- * optimisation: the agent runs the same without them.
+ * Loads the memory addons, or undefined when neither was built or can load. Both are an optimisation: the agent
+ * runs the same without them.
  */
 export function loadHeapAddon(): HeapAddon | undefined {
   // dist/heap-trim.js -> ../native/build/Release
@@ -46,9 +46,10 @@ export function loadHeapAddon(): HeapAddon | undefined {
     }
   };
   const memory = load('tessera_memory') as HeapAddon | undefined;
-  if (memory === undefined) return undefined;
-  const v8heap = load('tessera_v8heap') as Pick<HeapAddon, 'reduceHeap'> | undefined;
-  return v8heap?.reduceHeap === undefined ? memory : { ...memory, reduceHeap: v8heap.reduceHeap };
+  const reduceHeap = (load('tessera_v8heap') as Pick<HeapAddon, 'reduceHeap'> | undefined)?.reduceHeap;
+  if (reduceHeap === undefined) return memory;
+  // Either part works without the other: without the C heap one, the free bytes are unknown and nothing is trimmed.
+  return { ...(memory ?? { freeHeapBytes: () => -1, trimHeap: () => false }), reduceHeap };
 }
 
 /** Options of {@link startHeapTrimmer}. */
@@ -59,9 +60,14 @@ export interface HeapTrimmerOptions {
   readonly intervalMs?: number;
   /** Trim when at least this many bytes are free in the C heap (default 2 MiB). */
   readonly minFreeBytes?: number;
-  /** Reduce the V8 heap when it has grown by this many bytes since it was last reduced (default 2 MiB). */
+  /** Reduce the V8 heap when it has grown by this many bytes since it was last reduced (default 2 MiB; > 0). */
   readonly minGrowthBytes?: number;
-  /** Delay from a V8 reduction to the C heap trim that follows it, in ms (default 2,000; 0: at the next check). */
+  /** Least time between two V8 reductions, in ms (default 30,000): a busy agent is not collected over and over. */
+  readonly minReduceIntervalMs?: number;
+  /**
+   * Delay from a V8 reduction to the C heap trim that follows it, and to reading the heap size it left (the floor
+   * growth is counted from), in ms (default 2,000; 0: both at the next check).
+   */
   readonly trimAfterReduceMs?: number;
   /** Size of the V8 heap in bytes; default `v8.getHeapStatistics().total_heap_size` (tests inject one). */
   readonly heapSize?: () => number;
@@ -96,24 +102,28 @@ export function startHeapTrimmer(options: HeapTrimmerOptions = {}): HeapTrimmer 
   const minFree = options.minFreeBytes ?? 2 * 1024 * 1024;
   const minGrowth = options.minGrowthBytes ?? 2 * 1024 * 1024;
   const trimAfterReduceMs = options.trimAfterReduceMs ?? 2000;
+  const minReduceIntervalMs = options.minReduceIntervalMs ?? 30_000;
   for (const [name, v] of [
     ['intervalMs', intervalMs],
     ['minFreeBytes', minFree],
     ['minGrowthBytes', minGrowth],
     ['trimAfterReduceMs', trimAfterReduceMs],
+    ['minReduceIntervalMs', minReduceIntervalMs],
   ] as const) {
     if (!Number.isSafeInteger(v) || v < 0) {
       throw new RangeError(`heap trimmer: ${name} must be a non-negative integer, got ${String(v)}`);
     }
   }
+  if (minGrowth === 0) throw new RangeError('heap trimmer: minGrowthBytes must be positive, got 0');
   const addon = 'addon' in options ? options.addon : loadHeapAddon();
   const heapSize = options.heapSize ?? (() => getHeapStatistics().total_heap_size);
 
   // The V8 heap size after the last reduction (or the lowest seen since): growth is counted from it. It starts at
   // zero, so the first check reduces the heap: the agent's start and first entry sync are its first burst.
   let heapFloor = 0;
-  // A reduction was started: the next check takes the heap size it left as the new floor.
+  // A reduction was started and the heap size it left is not read yet (then growth is not measured).
   let reducing = false;
+  let lastReduceAt = Number.NEGATIVE_INFINITY;
   let followUp: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
 
@@ -126,23 +136,30 @@ export function startHeapTrimmer(options: HeapTrimmerOptions = {}): HeapTrimmer 
     return true;
   };
 
+  /** After a reduction: the heap size it left becomes the floor, and the C memory it freed is trimmed. */
+  const settle = (): void => {
+    reducing = false;
+    heapFloor = heapSize();
+    trim();
+  };
+
   const reduce = (): void => {
     if (addon?.reduceHeap === undefined) return;
-    const size = heapSize();
     if (reducing) {
-      reducing = false;
-      heapFloor = size;
+      if (followUp === undefined) settle(); // no timer (trimAfterReduceMs 0, or stopped): at this check
       return;
     }
+    const size = heapSize();
     heapFloor = Math.min(heapFloor, size);
-    if (size - heapFloor < minGrowth) return;
+    if (size - heapFloor < minGrowth || performance.now() - lastReduceAt < minReduceIntervalMs) return;
     options.onReduce?.(size, heapFloor);
     addon.reduceHeap();
     reducing = true;
-    if (trimAfterReduceMs > 0 && followUp === undefined && !stopped) {
+    lastReduceAt = performance.now();
+    if (trimAfterReduceMs > 0 && !stopped) {
       followUp = setTimeout(() => {
         followUp = undefined;
-        trim();
+        settle();
       }, trimAfterReduceMs);
       followUp.unref();
     }

@@ -63,11 +63,14 @@ export function opsPerSecondSync(fn: () => unknown, ms = 1000): number {
  * window: a sample then does not pay for the garbage of the samples before it. Used where a sample stands for a
  * new process (a new caller's first call), whose heap holds no such garbage.
  */
-export const collectHarnessGarbage: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
-  return () => gc({ type: 'minor' });
-})();
+export function collectHarnessGarbage(): void {
+  if (harnessGc === undefined) {
+    setFlagsFromString('--expose-gc');
+    harnessGc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
+  }
+  harnessGc({ type: 'minor' });
+}
+let harnessGc: ((options: { type: 'minor' | 'major' }) => void) | undefined;
 
 /** Collects latency samples (milliseconds) of `count` runs of `fn`, after `warmup` unmeasured runs. */
 export async function latencies(fn: () => Promise<unknown>, count: number, warmup = 10): Promise<number[]> {

@@ -136,6 +136,11 @@ export const agentConfigSchema = object({
     })
     .defaultRaw({}, '(section with defaults)')
     .describe('Envoy SDS v3 resource names'),
+  attestAtConnect: boolean()
+    .default(true)
+    .describe(
+      'Start attesting a Workload API caller when it connects, while its request is on the way; the result serves its first call only if that call comes within 100 ms (false: attest each call when it arrives, as SPIRE)',
+    ),
   allowUnauthenticatedVerifiers: boolean()
     .default(false)
     .describe('Serve bundles (FetchX509Bundles, FetchJWTBundles) to callers without an identity'),

@@ -55,9 +55,11 @@ export interface WorkloadEndpointsConfig {
   readonly maxReceiveMessageBytes?: number;
   /**
    * How long an attestation started when a connection is accepted may serve the connection's first call, in ms
-   * (default 100; tests lengthen it).
+   * (default 100; 0: callers are attested only when their calls arrive; tests lengthen it).
    */
   readonly earlyAttestationMaxAgeMs?: number;
+  /** Called when a call's caller cannot be attested (the agent's failure counter). */
+  readonly onAttestationFailed?: (err: unknown) => void;
   /** grpc-js server interceptors run on every call (the agent's call metrics); default none. */
   readonly interceptors?: readonly ServerInterceptor[];
 }
@@ -130,32 +132,39 @@ const EARLY_ATTESTATION_MAX_AGE_MS = 100;
 /**
  * Attestations started at accept time, before grpc-js has read a byte of the connection: the kernel and /proc
  * are read while the caller's HTTP/2 preface and request are still on their way, so a new caller's first call
- * does not wait for them. Each serves only the first call of its connection, and only within `maxAgeMs`; every
- * other call is attested when it arrives.
+ * does not wait for them. Each serves only the first call of its connection that gets to attestation (calls
+ * refused for their header come before it), and only within `maxAgeMs`; every other call is attested when it
+ * arrives. A failure is counted only for calls: an early attestation that failed is made again by its call.
  */
 class EarlyAttestations {
   readonly #attestors: EndpointsAttestor;
   readonly #maxAgeMs: number;
+  readonly #onFailure: ((err: unknown) => void) | undefined;
   readonly #pending = new WeakMap<
     PeerInfo,
     { at: number; selectors: Promise<readonly WorkloadSelector[]> }
   >();
+  /** Peers that had a call attested: an early attestation is never started for them, nor used. */
+  readonly #called = new WeakSet<PeerInfo>();
 
-  constructor(attestors: EndpointsAttestor, maxAgeMs: number) {
+  constructor(attestors: EndpointsAttestor, maxAgeMs: number, onFailure?: (err: unknown) => void) {
     this.#attestors = attestors;
     this.#maxAgeMs = maxAgeMs;
+    this.#onFailure = onFailure;
   }
 
-  /** Starts attesting a newly accepted peer. */
+  /** Starts attesting a newly accepted peer (unless disabled, or a call of it was already attested). */
   start(peer: PeerInfo): void {
+    if (this.#maxAgeMs === 0 || this.#called.has(peer) || !peer.isAlive()) return;
     // A failure is reported by the call that would have used it (it attests again and gets the error itself).
     const selectors = (async () => this.#attestors.attest(peer))();
     selectors.catch(() => {});
     this.#pending.set(peer, { at: performance.now(), selectors });
   }
 
-  /** The peer's selectors: its early attestation when this is the first call and it is fresh, else a new one. */
+  /** The peer's selectors: its early attestation when this is its first call and it is fresh, else a new one. */
   async attest(peer: PeerInfo): Promise<readonly WorkloadSelector[]> {
+    this.#called.add(peer);
     const early = this.#pending.get(peer);
     if (early !== undefined) {
       this.#pending.delete(peer);
@@ -168,7 +177,12 @@ class EarlyAttestations {
         }
       }
     }
-    return this.#attestors.attest(peer);
+    try {
+      return await this.#attestors.attest(peer);
+    } catch (err) {
+      this.#onFailure?.(err);
+      throw err;
+    }
   }
 }
 
@@ -198,7 +212,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       `endpoints: earlyAttestationMaxAgeMs must be a non-negative integer, got ${String(earlyMaxAge)}`,
     );
   }
-  const early = new EarlyAttestations(config.attestors, earlyMaxAge);
+  const early = new EarlyAttestations(config.attestors, earlyMaxAge, config.onAttestationFailed);
   const attestCaller: CallerAttestation = async (call: AttestableCall) => {
     const peer = peerInfoOf(call);
     if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');

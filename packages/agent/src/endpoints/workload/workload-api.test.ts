@@ -188,8 +188,9 @@ describe('Workload API over the peer-tracked Unix socket', () => {
   describe('attestation when a connection is accepted', () => {
     // A long window, so that a slow test machine cannot make the first call miss it; the real one is 100 ms.
     let e: Harness;
+    let failures = 0;
     before(async () => {
-      e = await startHarness({ earlyAttestationMaxAgeMs: 60_000 });
+      e = await startHarness({ earlyAttestationMaxAgeMs: 60_000, onAttestationFailed: () => failures++ });
     });
     after(() => e.close());
 
@@ -244,9 +245,63 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       }
     });
 
-    it('attests again when the attestation at accept failed', async () => {
+    it('uses the early attestation for the first call that gets to attestation (not one refused for its header)', async () => {
       entitleIn(e);
       const before = e.peers.length;
+      const c = rawClient(e.address);
+      try {
+        c.getChannel().getConnectivityState(true);
+        assert.ok(await eventually(() => e.peers.length === before + 1));
+        const refused = await rawStream(c, X509, EMPTY, undefined);
+        assert.equal(refused.code, status.INVALID_ARGUMENT);
+        const res = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(res.code, 0);
+        assert.equal(e.peers.length, before + 1);
+      } finally {
+        c.close();
+      }
+    });
+
+    it('counts a failed attestation once per call, not for the attempt made at accept', async () => {
+      entitleIn(e);
+      const before = e.peers.length;
+      const failedBefore = failures;
+      e.attestFailure = new Error('gone');
+      const c = rawClient(e.address);
+      try {
+        c.getChannel().getConnectivityState(true);
+        assert.ok(await eventually(() => e.peers.length === before + 1));
+        assert.equal(failures, failedBefore, 'the early attempt is not counted');
+        const res = await rawStream(c, X509, EMPTY, ['true']);
+        assert.equal(res.code, status.UNAVAILABLE);
+        assert.equal(failures, failedBefore + 1);
+      } finally {
+        e.attestFailure = undefined;
+        c.close();
+      }
+    });
+
+    it('attests only when calls arrive when earlyAttestationMaxAgeMs is 0', async () => {
+      const off = await startHarness({ earlyAttestationMaxAgeMs: 0 });
+      entitleIn(off);
+      const c = rawClient(off.address);
+      try {
+        c.getChannel().getConnectivityState(true);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(off.peers.length, 0, 'nothing attested at accept');
+        const res = await rawStream(c, X509, EMPTY, ['true'], 1);
+        assert.equal(res.code, 0);
+        assert.equal(off.peers.length, 1);
+      } finally {
+        c.close();
+        await off.close();
+      }
+    });
+
+    it('attests again when the attestation at accept failed, and counts no failure', async () => {
+      entitleIn(e);
+      const before = e.peers.length;
+      const failedBefore = failures;
       e.attestFailure = new Error('transient');
       const c = rawClient(e.address);
       try {
@@ -256,6 +311,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         const res = await rawStream(c, X509, EMPTY, ['true'], 1);
         assert.equal(res.code, 0);
         assert.equal(e.peers.length, before + 2);
+        assert.equal(failures, failedBefore);
       } finally {
         e.attestFailure = undefined;
         c.close();
