@@ -2,16 +2,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoalescingRunner } from './coalescing-runner.js';
 
-/** A round that waits until released; counts its starts. */
+/** A round that waits until released (or failed); counts its starts. */
 function gatedRounds() {
   let release: () => void = () => {};
+  let fail: (err: Error) => void = () => {};
   const state = {
     starts: 0,
     release: () => release(),
+    fail: (err: Error) => fail(err),
     round: () =>
-      new Promise<void>((resolve) => {
+      new Promise<void>((resolve, reject) => {
         state.starts++;
         release = resolve;
+        fail = reject;
       }),
   };
   return state;
@@ -43,6 +46,29 @@ describe('CoalescingRunner', () => {
     assert.equal(g.starts, 2);
     assert.equal(idle, 1);
     assert.equal(r.running, undefined);
+  });
+
+  it('settled() waits for the current run and never rejects', async () => {
+    const g = gatedRounds();
+    const r = new CoalescingRunner({
+      round: g.round,
+      stopped: () => false,
+      onError: () => {
+        throw new Error('the error handler failed');
+      },
+    });
+    await r.settled(); // nothing running
+    const run = r.run();
+    let settled = false;
+    const waiting = r.settled().then(() => {
+      settled = true;
+    });
+    await tick();
+    assert.equal(settled, false, 'the round is still running');
+    g.fail(new Error('round failed'));
+    await waiting;
+    assert.equal(settled, true);
+    await assert.rejects(run, /the error handler failed/);
   });
 
   it('reports a failing round and goes on; starts nothing once stopped', async () => {

@@ -40,6 +40,11 @@ export class CoalescingRunner {
     return this.#running;
   }
 
+  /** Resolves once the current run is over (at once when none is); never rejects. */
+  async settled(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
   /** Starts a run, or asks the current one for one more round; resolves when the run is over. */
   run(): Promise<void> {
     if (this.#opts.stopped()) return Promise.resolve();

@@ -200,6 +200,11 @@ function selectorsOf(e: CachedEntry): WorkloadSelector[] {
   });
 }
 
+/** `list` as the cache keeps it: the one shared empty list when empty, else a copy. */
+function compactList(list: readonly string[]): readonly string[] {
+  return list.length === 0 ? NO_STRINGS : [...list];
+}
+
 /** Compact selector keys of `selectors` (see {@link CachedEntry}). */
 function compactKeys(selectors: readonly WorkloadSelector[]): string | readonly string[] {
   if (selectors.length === 1) return selectorKey(selectors[0] as WorkloadSelector);
@@ -263,7 +268,7 @@ function convertEntry(e: Entry): ConvertedEntry {
     id: e.id,
     spiffeId,
     selectorKeys: compactKeys(e.selectors),
-    federatesWith: e.federatesWith.length === 0 ? NO_STRINGS : [...e.federatesWith],
+    federatesWith: compactList(e.federatesWith),
     hint: e.hint,
     createdAt: compactInt(e.createdAt),
     revision: compactInt(e.revisionNumber),
@@ -280,20 +285,17 @@ function convertEntry(e: Entry): ConvertedEntry {
  * rewrite of the cache file).
  */
 function sameEntry(a: CachedEntry, b: CachedEntry): boolean {
-  if (
-    a.revision !== b.revision ||
-    a.spiffeId !== b.spiffeId ||
-    a.hint !== b.hint ||
-    a.storeSvid !== b.storeSvid ||
-    a.createdAt !== b.createdAt ||
-    a.x509SvidTtl !== b.x509SvidTtl ||
-    a.jwtSvidTtl !== b.jwtSvidTtl ||
-    !sameStrings(keysOf(a), keysOf(b)) ||
-    !sameStrings(a.federatesWith, b.federatesWith)
-  ) {
-    return false;
-  }
-  return true;
+  return (
+    a.revision === b.revision &&
+    a.spiffeId === b.spiffeId &&
+    a.hint === b.hint &&
+    a.storeSvid === b.storeSvid &&
+    a.createdAt === b.createdAt &&
+    a.x509SvidTtl === b.x509SvidTtl &&
+    a.jwtSvidTtl === b.jwtSvidTtl &&
+    sameStrings(keysOf(a), keysOf(b)) &&
+    sameStrings(a.federatesWith, b.federatesWith)
+  );
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
@@ -479,7 +481,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#closeWatch();
     this.#client?.close();
     this.#client = undefined;
-    await this.#runner.running?.catch(() => {});
+    await this.#runner.settled();
     if (this.#persistTimer !== undefined) {
       clearTimeout(this.#persistTimer);
       this.#persistTimer = undefined;
@@ -1644,7 +1646,7 @@ function storedToEntry(e: StoredEntry): CachedEntry {
     id: e.id,
     spiffeId: id,
     selectorKeys: compactKeys(e.selectors),
-    federatesWith: e.federatesWith.length === 0 ? NO_STRINGS : [...e.federatesWith],
+    federatesWith: compactList(e.federatesWith),
     hint: e.hint,
     createdAt: compactInt(BigInt(e.createdAt)),
     revision: compactInt(BigInt(e.revision)),

@@ -209,7 +209,7 @@ export class SvidStoreService {
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    await this.#runner.running?.catch(() => {});
+    await this.#runner.settled();
     for (const s of this.#stores.values()) {
       await s
         .close()

@@ -340,6 +340,9 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   }
 
   const noIdentity = (): GrpcStatusError => grpcError(status.PERMISSION_DENIED, MSG_NO_IDENTITY);
+  /** What a stream answers a snapshot without an SVID: nothing yet while one is being issued, else refused. */
+  const noSvidYet = (snap: IdentitySnapshot): GrpcStatusError | undefined =>
+    snap.pending ? undefined : noIdentity();
   const x509Messages = new WeakMap<IdentitySnapshot, X509SVIDResponse>();
 
   return {
@@ -351,7 +354,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
         if (msg === undefined) {
           msg = x509SvidResponse(snap, log);
           // No SVID: refused, unless one is being issued (then the next snapshot carries it).
-          if (msg === undefined) return snap.pending ? undefined : noIdentity();
+          if (msg === undefined) return noSvidYet(snap);
           x509Messages.set(snap, msg);
         }
         return msg;
@@ -362,8 +365,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<X509BundlesResponse>,
         'FetchX509Bundles',
-        (snap) =>
-          snap.svids.length > 0 ? x509BundlesResponse(snap) : snap.pending ? undefined : noIdentity(),
+        (snap) => (snap.svids.length > 0 ? x509BundlesResponse(snap) : noSvidYet(snap)),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },
@@ -372,8 +374,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<JWTBundlesResponse>,
         'FetchJWTBundles',
-        (snap) =>
-          snap.svids.length > 0 ? jwtBundlesResponse(snap) : snap.pending ? undefined : noIdentity(),
+        (snap) => (snap.svids.length > 0 ? jwtBundlesResponse(snap) : noSvidYet(snap)),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },
