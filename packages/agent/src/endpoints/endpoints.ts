@@ -155,7 +155,8 @@ class EarlyAttestations {
 
   /** Starts attesting a newly accepted peer (unless disabled, or a call of it was already attested). */
   start(peer: PeerInfo): void {
-    if (this.#maxAgeMs === 0 || this.#called.has(peer) || !peer.isAlive()) return;
+    // No liveness check here: the attestation checks it before and after reading /proc.
+    if (this.#maxAgeMs === 0 || this.#called.has(peer)) return;
     // A failure is reported by the call that would have used it (it attests again and gets the error itself).
     const selectors = (async () => this.#attestors.attest(peer))();
     selectors.catch(() => {});

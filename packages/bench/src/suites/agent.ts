@@ -301,13 +301,16 @@ async function runWorkload(): Promise<Figure[]> {
 
       // first_svid, beside a raw http2 unary on a new Unix-socket connection (interleaved).
       const raw = await rawUnaryServerProcess(join(dir, 'raw.sock'));
+      const rawAddress = `unix://${join(dir, 'raw.sock')}`;
       const first: number[] = [];
       const firstRaw: number[] = [];
+      const nullServer: number[] = [];
       const floor: number[] = [];
       try {
         for (let i = 0; i < 20; i++) {
           await firstSvid(address);
           await rawFirstSvid(started.socketPath);
+          await firstSvid(rawAddress);
           await rawUnary(join(dir, 'raw.sock'));
         }
         // Each sample stands for a new caller (a new process, with an empty heap): the garbage of the samples
@@ -318,6 +321,10 @@ async function runWorkload(): Promise<Figure[]> {
           first.push(await firstSvid(address));
           collectHarnessGarbage();
           firstRaw.push(await rawFirstSvid(started.socketPath));
+          // The same grpc-js client against the floor's server, which answers at once: what the figure would
+          // be for a Workload API server that took no time at all, on this machine in this run.
+          collectHarnessGarbage();
+          nullServer.push(await firstSvid(rawAddress));
           collectHarnessGarbage();
           floor.push(await rawUnary(join(dir, 'raw.sock')));
         }
@@ -415,6 +422,18 @@ async function runWorkload(): Promise<Figure[]> {
           percentile(firstRaw, 99),
           percentile(floor, 99),
           'raw http2 unary, new UDS connection, server in its own process, p99',
+        ),
+        time(
+          'agent.first_svid_null_server.p50',
+          percentile(nullServer, 50),
+          percentile(floor, 50),
+          'raw http2 unary, new UDS connection, server in its own process, p50; value: the grpc-js client of agent.first_svid against that server',
+        ),
+        time(
+          'agent.first_svid_null_server.p99',
+          percentile(nullServer, 99),
+          percentile(floor, 99),
+          'raw http2 unary, new UDS connection, server in its own process, p99; value: the grpc-js client of agent.first_svid against that server',
         ),
         time(
           'agent.entry_propagation.p50',

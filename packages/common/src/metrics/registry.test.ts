@@ -61,5 +61,44 @@ describe('MetricsRegistry', () => {
     assert.throws(() => c.inc({ b: '1' }), { message: /takes labels \[a\], got \[b\]/ });
     assert.throws(() => c.inc(), TypeError);
     assert.throws(() => c.inc({ a: '1' }, -1), RangeError);
+    assert.throws(() => c.inc({ a: '1', b: '2' }), { message: /got \[a, b\]/ });
+    const plain = reg.counter('plain', 'x');
+    assert.throws(() => plain.inc({ a: '1' }), { message: /takes labels \[\], got \[a\]/ });
+    const two = reg.counter('two', 'x', { labelNames: ['a', 'b'] });
+    assert.throws(() => two.inc({ a: '1', c: '2' }), TypeError);
+    assert.throws(() => two.inc({ a: '1' }), TypeError);
+    assert.throws(() => two.inc(Object.create({ a: '1', b: '2' })), TypeError);
+  });
+
+  it('keeps one series per label values, in first-use order, whatever the order of the label keys', () => {
+    const reg = new MetricsRegistry();
+    const c = reg.counter('calls', 'x', { labelNames: ['method', 'code'] });
+    c.inc({ method: 'Fetch', code: 'OK' });
+    c.inc({ code: 'OK', method: 'Fetch' }, 2);
+    c.inc({ method: 'Fetch', code: 'CANCELLED' });
+    // Values that a joined key string would confuse stay apart.
+    c.inc({ method: 'a","b', code: 'c' });
+    c.inc({ method: 'a', code: 'b","c' });
+    assert.equal(c.value({ method: 'Fetch', code: 'OK' }), 3);
+    assert.deepEqual(
+      reg
+        .render()
+        .split('\n')
+        .filter((l) => l.startsWith('calls{')),
+      [
+        'calls{method="Fetch",code="OK"} 3',
+        'calls{method="Fetch",code="CANCELLED"} 1',
+        'calls{method="a\\",\\"b",code="c"} 1',
+        'calls{method="a",code="b\\",\\"c"} 1',
+      ],
+    );
+    c.reset();
+    assert.equal(c.value({ method: 'Fetch', code: 'OK' }), 0);
+    const u = reg.counter('unlabelled', 'x');
+    u.inc();
+    u.inc({});
+    assert.equal(u.value(), 2);
+    u.reset();
+    assert.equal(u.value(), 0);
   });
 });

@@ -36,11 +36,38 @@ function renderLabels(names: readonly string[], values: readonly string[], extra
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
+/** One labelled series of a metric: its label values (in label-name order) and its state. */
+interface Series<S> {
+  readonly values: readonly string[];
+  readonly state: S;
+}
+
+/** Series by label values: one level of maps per label name, the series at the last level. */
+type SeriesIndex<S> = Map<string, SeriesIndex<S> | Series<S>>;
+
+function isEmpty(labels: Labels): boolean {
+  for (const _ in labels) return false;
+  return true;
+}
+
+/** Whether `labels` has exactly the keys `names` (which are distinct). */
+function hasExactly(labels: Labels, names: readonly string[]): boolean {
+  let n = 0;
+  for (const k in labels) {
+    if (!Object.hasOwn(labels, k) || !names.includes(k)) return false;
+    n++;
+  }
+  return n === names.length;
+}
+
 abstract class Metric<S> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
-  protected readonly series = new Map<string, { values: string[]; state: S }>();
+  /** Every series, in the order they were first used (the order of rendering). */
+  protected readonly series: Series<S>[] = [];
+  #index: SeriesIndex<S> = new Map();
+  #unlabelled: Series<S> | undefined;
 
   constructor(name: string, help: string, labelNames: readonly string[], reserved: readonly string[] = []) {
     if (!METRIC_NAME.test(name)) throw new TypeError(`metrics: invalid metric name "${name}"`);
@@ -58,27 +85,57 @@ abstract class Metric<S> {
 
   protected abstract initial(): S;
 
+  /**
+   * The state of the series of `labels`, created on first use. Looked up on every observation (per call on the
+   * agent's hot paths), so it walks one map per label instead of building a key string.
+   *
+   * @throws {TypeError} unless `labels` has exactly the metric's label names.
+   */
   protected get(labels: Labels | undefined): S {
-    const given = labels ?? {};
-    const keys = Object.keys(given);
-    if (keys.length !== this.labelNames.length || keys.some((k) => !this.labelNames.includes(k))) {
-      throw new TypeError(
-        `metrics: "${this.name}" takes labels [${this.labelNames.join(', ')}], got [${keys.join(', ')}]`,
-      );
+    const names = this.labelNames;
+    if (names.length === 0) {
+      if (labels !== undefined && !isEmpty(labels)) throw this.#badLabels(labels);
+      this.#unlabelled ??= this.#add([]);
+      return this.#unlabelled.state;
     }
-    const values = this.labelNames.map((n) => String(given[n]));
-    const key = JSON.stringify(values);
-    let s = this.series.get(key);
+    if (labels === undefined || !hasExactly(labels, names)) throw this.#badLabels(labels ?? {});
+    let level = this.#index;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = String(labels[names[i] as string]);
+      let next = level.get(value) as SeriesIndex<S> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(value, next);
+      }
+      level = next;
+    }
+    const value = String(labels[names[last] as string]);
+    let s = level.get(value) as Series<S> | undefined;
     if (s === undefined) {
-      s = { values, state: this.initial() };
-      this.series.set(key, s);
+      s = this.#add(names.map((n) => String(labels[n])));
+      level.set(value, s);
     }
     return s.state;
   }
 
+  #add(values: readonly string[]): Series<S> {
+    const s = { values, state: this.initial() };
+    this.series.push(s);
+    return s;
+  }
+
+  #badLabels(labels: Labels): TypeError {
+    return new TypeError(
+      `metrics: "${this.name}" takes labels [${this.labelNames.join(', ')}], got [${Object.keys(labels).join(', ')}]`,
+    );
+  }
+
   /** Forgets every series (values restart from zero). */
   reset(): void {
-    this.series.clear();
+    this.series.length = 0;
+    this.#index = new Map();
+    this.#unlabelled = undefined;
   }
 
   /** @internal renders the metric family. */
@@ -113,7 +170,7 @@ export class Counter extends Metric<{ v: number }> {
 
   render(): string[] {
     const out = this.header('counter');
-    for (const s of this.series.values())
+    for (const s of this.series)
       out.push(`${this.name}${renderLabels(this.labelNames, s.values)} ${formatSampleValue(s.state.v)}`);
     return out;
   }
@@ -147,7 +204,7 @@ export class Gauge extends Metric<{ v: number }> {
 
   render(): string[] {
     const out = this.header('gauge');
-    for (const s of this.series.values())
+    for (const s of this.series)
       out.push(`${this.name}${renderLabels(this.labelNames, s.values)} ${formatSampleValue(s.state.v)}`);
     return out;
   }
@@ -196,7 +253,7 @@ export class Histogram extends Metric<HistogramState> {
 
   render(): string[] {
     const out = this.header('histogram');
-    for (const s of this.series.values()) {
+    for (const s of this.series) {
       this.buckets.forEach((b, i) => {
         out.push(
           `${this.name}_bucket${renderLabels(this.labelNames, s.values, ['le', formatSampleValue(b)])} ${s.state.counts[i]}`,

@@ -189,6 +189,17 @@ describe('parseProcStatus', () => {
     });
   }
 
+  it('finds the lines wherever they are, the first line and the last one without a newline included', () => {
+    assert.deepEqual(parseProcStatus('Uid:\t5\t6\t5\t5\nName:\tx\nGroups:\t7 8\nGid:\t9\t10\t9\t9', 1), {
+      uid: 6,
+      gid: 10,
+      groups: [7, 8],
+    });
+    // A key that only ends with "Uid" is not the Uid line.
+    assert.throws(() => parseProcStatus('XUid:\t1\t1\nGid:\t1\t1\n', 1), { message: /no "Uid" line/ });
+    assert.deepEqual(parseProcStatus('Name:\tUid: 3\nUid:\t4\nGid:\t5\n', 1), { uid: 4, gid: 5, groups: [] });
+  });
+
   it('reads an empty Groups line as no groups', () => {
     assert.deepEqual(parseProcStatus('Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t \n', 1), {
       uid: 0,

@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { type BigIntStats, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, type Stats, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { WorkloadApiError } from '@tessera/spiffe/errors';
 import type { WorkloadAttestorPlugin, WorkloadSelector } from '../workload-attestor.js';
@@ -63,31 +63,35 @@ function parseId(text: string | undefined, field: string, pid: number): number {
  * parseProcStatus('Uid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nGroups:\t27 100\n', 42);
  */
 export function parseProcStatus(status: string, pid: number): ProcStatusIds {
-  let uid: number | undefined;
-  let gid: number | undefined;
-  let groups: number[] | undefined;
-  for (const line of status.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon < 0) continue;
-    const key = line.slice(0, colon);
-    if (key !== 'Uid' && key !== 'Gid' && key !== 'Groups') continue;
-    const values = line
-      .slice(colon + 1)
-      .trim()
-      .split(/\s+/)
-      .filter((v) => v !== '');
-    if (key === 'Groups') {
-      groups = values.map((v) => parseId(v, key, pid));
-    } else {
-      // Real, effective, saved, filesystem: the effective ID decides what the process can do.
-      const id = parseId(values[1] ?? values[0], key, pid);
-      if (key === 'Uid') uid = id;
-      else gid = id;
-    }
-  }
-  if (uid === undefined) throw fail(`no "Uid" line in /proc/${pid}/status`);
-  if (gid === undefined) throw fail(`no "Gid" line in /proc/${pid}/status`);
-  return { uid, gid, groups: groups ?? [] };
+  // Only three of the ~55 lines matter: find them instead of splitting the whole file on every attestation.
+  const uidLine = statusField(status, 'Uid');
+  const gidLine = statusField(status, 'Gid');
+  if (uidLine === undefined) throw fail(`no "Uid" line in /proc/${pid}/status`);
+  if (gidLine === undefined) throw fail(`no "Gid" line in /proc/${pid}/status`);
+  const groupsLine = statusField(status, 'Groups');
+  // Real, effective, saved, filesystem: the effective ID decides what the process can do.
+  const uids = statusValues(uidLine);
+  const gids = statusValues(gidLine);
+  return {
+    uid: parseId(uids[1] ?? uids[0], 'Uid', pid),
+    gid: parseId(gids[1] ?? gids[0], 'Gid', pid),
+    groups: groupsLine === undefined ? [] : statusValues(groupsLine).map((v) => parseId(v, 'Groups', pid)),
+  };
+}
+
+/** The text after `key:` on the first line of `status` that starts with it, or undefined. */
+function statusField(status: string, key: string): string | undefined {
+  const prefix = `${key}:`;
+  let at = status.startsWith(prefix) ? 0 : status.indexOf(`\n${prefix}`);
+  if (at < 0) return undefined;
+  if (at > 0) at++;
+  const end = status.indexOf('\n', at);
+  return status.slice(at + prefix.length, end < 0 ? status.length : end);
+}
+
+function statusValues(text: string): string[] {
+  const trimmed = text.trim();
+  return trimmed === '' ? [] : trimmed.split(/\s+/);
 }
 
 /**
@@ -118,9 +122,9 @@ function cachedDatabase(path: string): () => Map<number, string> {
   let key = '';
   let value = new Map<number, string>();
   return () => {
-    let st: BigIntStats | undefined;
+    let st: Stats | undefined;
     try {
-      st = statSync(path, { bigint: true });
+      st = statSync(path, { throwIfNoEntry: false });
     } catch {
       st = undefined;
     }
@@ -129,7 +133,8 @@ function cachedDatabase(path: string): () => Map<number, string> {
       value = new Map();
       return value;
     }
-    const k = `${st.ino}:${st.mtimeNs}:${st.size}`;
+    // mtimeMs keeps sub-microsecond precision; a rewrite by useradd and the like is also a new inode.
+    const k = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`;
     if (k !== key) {
       value = parseIdNameDatabase(readFileSync(path, 'utf8'));
       key = k;
