@@ -199,7 +199,16 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       now,
     });
     const apiLog = log.child({ subsystem: 'api' });
+    const fedLog = log.child({ subsystem: 'federation' });
+    const poller = createFederationPoller({
+      trustDomain: config.trustDomain,
+      datastore,
+      ca,
+      staticRelationships: relationshipsFromConfig(config.federation),
+      logger: fedLog,
+    });
     const ctx: ApiContext = {
+      federation: poller,
       trustDomain: config.trustDomain,
       datastore,
       ca,
@@ -258,8 +267,8 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       grpcServer.forceShutdown();
     });
 
-    // Federation: the bundle endpoint (when configured) and the poller of federation relationships.
-    const fedLog = log.child({ subsystem: 'federation' });
+    // Federation: the bundle endpoint (when configured) and the poller of federation relationships (created
+    // above, for TrustDomain.RefreshBundle).
     let bundleEndpointPort: number | undefined;
     const be = config.federation?.bundleEndpoint;
     if (be !== undefined) {
@@ -276,13 +285,6 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       bundleEndpointPort = ep.port;
       cleanups.push(() => ep.close());
     }
-    const poller = createFederationPoller({
-      trustDomain: config.trustDomain,
-      datastore,
-      ca,
-      staticRelationships: relationshipsFromConfig(config.federation),
-      logger: fedLog,
-    });
     poller.start();
     cleanups.push(() => poller.close());
 

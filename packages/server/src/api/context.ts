@@ -10,6 +10,7 @@ import type { TrustDomain } from '@tessera/spiffe/spiffeid';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { EntryIndex } from '../cache/entry-index.js';
 import type { Datastore } from '../datastore/datastore.js';
+import type { FederationPoller } from '../federation/poller.js';
 import type { NodeAttestor } from '../plugin/nodeattestor/node-attestor.js';
 import type { Authenticator, Caller } from './middleware/auth.js';
 import type { RateLimiter } from './middleware/rate-limit.js';
@@ -32,6 +33,8 @@ export interface ApiContext {
   /** Deadline of one AttestAgent exchange in milliseconds (default 30 s). */
   readonly attestationTimeoutMs?: number;
   readonly log: ApiLogger & { info(fields: object, msg: string): void };
+  /** The federation client, for TrustDomain.RefreshBundle (absent: the call answers Unavailable). */
+  readonly federation?: Pick<FederationPoller, 'refresh'>;
 }
 
 /** The caller of a call (the interceptor already authorized it); Internal when it cannot be resolved. */

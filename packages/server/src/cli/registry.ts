@@ -19,6 +19,7 @@ import { entryUpdate } from './commands/entry/update.js';
 import { federationCreate } from './commands/federation/create.js';
 import { federationDelete } from './commands/federation/delete.js';
 import { federationList } from './commands/federation/list.js';
+import { federationRefresh } from './commands/federation/refresh.js';
 import { federationShow } from './commands/federation/show.js';
 import { federationUpdate } from './commands/federation/update.js';
 import { healthcheck } from './commands/healthcheck.js';
@@ -53,6 +54,7 @@ export const COMMANDS: readonly Command[] = [
   federationDelete,
   federationList,
   federationShow,
+  federationRefresh,
   x509Mint,
   jwtMint,
   ...localAuthorityCommands,

@@ -4,12 +4,13 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { makeClient, TrustDomainService } from '@tessera/common/api';
 import { createNullLogger } from '@tessera/common/log';
 import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { fetchBundle } from '@tessera/spiffe/federation';
 import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
+import { runCli } from '../cli/index.js';
 import { validateServerConfig } from '../config/load.js';
 import { startServer, type TesseraServer } from '../server.js';
 
@@ -18,14 +19,14 @@ const fps = (b: SpiffeBundle | undefined) => (b?.x509Authorities() ?? []).map((c
 const A = TrustDomain.fromString('a.test');
 const B = TrustDomain.fromString('b.test');
 
-async function start(td: TrustDomain, dir: string): Promise<TesseraServer> {
+async function start(td: TrustDomain, dir: string, refreshHint = '1s'): Promise<TesseraServer> {
   const r = validateServerConfig({
     trust_domain: td.name,
     bind_address: '127.0.0.1',
     socket_path: join(dir, td.name, 'api.sock'),
     data_dir: join(dir, td.name, 'data'),
     key_manager: { type: 'memory' },
-    federation: { bundle_endpoint: { address: '127.0.0.1', refresh_hint: '1s' } },
+    federation: { bundle_endpoint: { address: '127.0.0.1', refresh_hint: refreshHint } },
     health_checks: { listener_enabled: false },
   });
   if (!('config' in r)) throw new Error(JSON.stringify(r.errors));
@@ -168,5 +169,108 @@ describe('federation between two tessera servers (https_spiffe)', () => {
     await new Promise((r) => setTimeout(r, 2500));
     assert.ok(kept !== undefined && (await storedBundle(a, B))?.equals(kept));
     assert.deepEqual(b.federation.poller.polling(), ['a.test']);
+  });
+});
+
+describe('TrustDomain.RefreshBundle and `federation refresh`', () => {
+  let dir: string;
+  let a: TesseraServer;
+  let b: TesseraServer;
+  let admin: ReturnType<typeof makeClient<typeof TrustDomainService>>;
+
+  const cli = async (argv: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli([...argv, '--socket', join(dir, A.name, 'api.sock')], {
+      io: { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {}, cwd: dir },
+    });
+    return { code, stdout, stderr };
+  };
+  const refreshError = async (trustDomain: string) => {
+    try {
+      await admin.refreshBundle({ trustDomain });
+    } catch (err) {
+      return err as { code: number; details: string };
+    }
+    return assert.fail(`RefreshBundle of "${trustDomain}" succeeded`);
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-fed-refresh-'));
+    // A one-hour refresh hint: after its first fetch, a.test would not poll b.test again during this test, so
+    // only a refresh can bring it a changed bundle.
+    a = await start(A, dir, '1h');
+    b = await start(B, dir, '1h');
+    admin = makeClient(
+      TrustDomainService,
+      `unix://${join(dir, A.name, 'api.sock')}`,
+      credentials.createInsecure(),
+    );
+    const bootB = SpiffeBundle.fromAuthorities(B, { x509Authorities: b.ca.bundle().x509Authorities() });
+    await a.datastore.setBundle({ trustDomain: B.name, data: Buffer.from(bootB.marshal()), sequence: 0 });
+    const res = await admin.batchCreateFederationRelationship({
+      federationRelationship: [
+        {
+          trustDomain: B.name,
+          bundleEndpointUrl: `https://127.0.0.1:${b.federation.bundleEndpointPort}/`,
+          httpsSpiffe: { endpointSpiffeId: SpiffeId.fromPath(B, '/spire/server').toString() },
+          trustDomainBundle: undefined,
+        },
+        {
+          // Nothing listens on port 1: every fetch fails.
+          trustDomain: 'down.test',
+          bundleEndpointUrl: 'https://127.0.0.1:1/',
+          httpsWeb: {},
+          trustDomainBundle: undefined,
+        },
+      ],
+      outputMask: undefined,
+    });
+    assert.deepEqual(
+      res.results.map((r) => r.status?.code),
+      [0, 0],
+    );
+    await eventually('a.test stores the bundle served by b.test', async () => {
+      return (await storedBundle(a, B))?.sequenceNumber === b.ca.bundle().sequenceNumber;
+    });
+  });
+  after(async () => {
+    admin?.close();
+    await a?.close();
+    await b?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fetches and stores a changed bundle at once, through the API and through the CLI', async () => {
+    await b.ca.prepareAuthority('jwt');
+    const changed = b.ca.bundle();
+    assert.notEqual((await storedBundle(a, B))?.sequenceNumber, changed.sequenceNumber);
+    await admin.refreshBundle({ trustDomain: B.name });
+    assert.equal((await storedBundle(a, B))?.sequenceNumber, changed.sequenceNumber);
+    assert.equal((await storedBundle(a, B))?.jwtAuthorities().size, changed.jwtAuthorities().size);
+
+    await b.ca.prepareAuthority('x509');
+    const next = b.ca.bundle();
+    const r = await cli(['federation', 'refresh', '--id', B.name]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'Bundle refreshed\n');
+    assert.equal((await storedBundle(a, B))?.sequenceNumber, next.sequenceNumber);
+    assert.deepEqual(fps(await storedBundle(a, B)), fps(next));
+  });
+
+  it('answers NotFound without a relationship, InvalidArgument for a bad or own trust domain, and Internal with the reason when the fetch fails', async () => {
+    const missing = await refreshError('none.test');
+    assert.equal(missing.code, status.NOT_FOUND);
+    assert.match(missing.details, /no relationship with trust domain "none\.test"/);
+    assert.equal((await refreshError('')).code, status.INVALID_ARGUMENT);
+    assert.equal((await refreshError('Bad TD')).code, status.INVALID_ARGUMENT);
+    assert.equal((await refreshError(A.name)).code, status.INVALID_ARGUMENT);
+    const down = await refreshError('down.test');
+    assert.equal(down.code, status.INTERNAL);
+    assert.match(down.details, /^failed to refresh bundle: /);
+    const r = await cli(['federation', 'refresh', '--id', 'down.test']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /failed to refresh bundle/);
+    assert.deepEqual(a.federation.poller.polling(), ['b.test', 'down.test']);
   });
 });

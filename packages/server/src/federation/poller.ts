@@ -57,6 +57,14 @@ export interface FederationPoller {
   reconcile(): Promise<void>;
   /** Trust domains being polled, sorted. */
   polling(): string[];
+  /**
+   * Fetches the bundle of `trustDomain` from its bundle endpoint now, as a poll would (and stores it when it
+   * changed); the regular polls go on as scheduled. Relationships are re-read first when it is not polled yet.
+   *
+   * @returns false when there is no relationship with `trustDomain`.
+   * @throws {FederationError} (or the fetch's error) when the bundle cannot be fetched or verified.
+   */
+  refresh(trustDomain: string): Promise<boolean>;
   /** Stops every poll and waits for them to end. */
   close(): Promise<void>;
 }
@@ -65,6 +73,14 @@ interface Poll {
   readonly key: string;
   readonly ac: AbortController;
   readonly done: Promise<void>;
+  /** One fetch now, sharing the poll's state (see {@link FederationPoller.refresh}). */
+  readonly once: () => Promise<unknown>;
+}
+
+/** What a poll of one relationship remembers between fetches. */
+interface PollState {
+  /** The last bundle this poll fetched and accepted. */
+  latest: SpiffeBundle | undefined;
 }
 
 function keyOf(r: FederationRelationship): string {
@@ -128,57 +144,83 @@ export function createFederationPoller(config: FederationPollerConfig): Federati
     return { spiffeAuth: { bundleSource: bundle, endpointId } };
   };
 
-  const run = async (rel: FederationRelationship, signal: AbortSignal): Promise<void> => {
-    const td = TrustDomain.fromString(rel.trustDomain);
+  /**
+   * One fetch of `rel`'s bundle: stored when it changed and is not older than the last one fetched.
+   *
+   * @returns the bundle that decides the next poll's delay (the latest known one, fetched or stored).
+   * @throws when the bundle cannot be fetched or verified; `known` then holds what was known before.
+   */
+  const fetchOnce = async (
+    rel: FederationRelationship,
+    td: TrustDomain,
+    state: PollState,
+    signal: AbortSignal,
+    known: { bundle: SpiffeBundle | undefined },
+  ): Promise<void> => {
     const log = { trust_domain: td.name, url: rel.bundleEndpointUrl };
-    let latest: SpiffeBundle | undefined;
+    const stored = await parseStored(td);
+    known.bundle = state.latest ?? stored;
+    const opts = await authOf(rel, td);
+    const fetched = await fetchBundle(td, rel.bundleEndpointUrl, { ...opts, signal });
+    if (signal.aborted) return;
+    const fs = fetched.sequenceNumber;
+    const ls = state.latest?.sequenceNumber;
+    if (ls !== undefined && fs !== undefined && fs < ls) {
+      logger.warn(
+        { ...log, sequence: fs.toString(), latest_sequence: ls.toString() },
+        'Ignoring a federated bundle older than the last one fetched',
+      );
+      return;
+    }
+    state.latest = fetched;
+    known.bundle = fetched;
+    if (stored === undefined || !stored.equals(fetched)) {
+      await datastore.appendBundle(td.name, () => ({
+        trustDomain: td.name,
+        data: Buffer.from(fetched.marshal()),
+        sequence: Number(fs ?? 0n),
+      }));
+      logger.info({ ...log, sequence: (fs ?? 0n).toString() }, 'Federated bundle updated');
+    }
+  };
+
+  const run = async (
+    rel: FederationRelationship,
+    td: TrustDomain,
+    state: PollState,
+    signal: AbortSignal,
+  ): Promise<void> => {
     while (!signal.aborted) {
-      let known: SpiffeBundle | undefined = latest;
+      const known: { bundle: SpiffeBundle | undefined } = { bundle: state.latest };
       try {
-        const stored = await parseStored(td);
-        known = known ?? stored;
-        const opts = await authOf(rel, td);
-        const fetched = await fetchBundle(td, rel.bundleEndpointUrl, { ...opts, signal });
-        if (signal.aborted) break;
-        const fs = fetched.sequenceNumber;
-        const ls = latest?.sequenceNumber;
-        if (ls !== undefined && fs !== undefined && fs < ls) {
-          logger.warn(
-            { ...log, sequence: fs.toString(), latest_sequence: ls.toString() },
-            'Ignoring a federated bundle older than the last one fetched',
-          );
-        } else {
-          latest = fetched;
-          known = fetched;
-          if (stored === undefined || !stored.equals(fetched)) {
-            await datastore.appendBundle(td.name, () => ({
-              trustDomain: td.name,
-              data: Buffer.from(fetched.marshal()),
-              sequence: Number(fs ?? 0n),
-            }));
-            logger.info({ ...log, sequence: (fs ?? 0n).toString() }, 'Federated bundle updated');
-          }
-        }
+        await fetchOnce(rel, td, state, signal, known);
       } catch (err) {
         if (signal.aborted) break;
         logger.warn(
-          { ...log, err: err instanceof Error ? err.message : String(err) },
+          {
+            trust_domain: td.name,
+            url: rel.bundleEndpointUrl,
+            err: err instanceof Error ? err.message : String(err),
+          },
           'Federated bundle poll failed',
         );
       }
-      const hint = known?.refreshHint ?? 0;
+      const hint = known.bundle?.refreshHint ?? 0;
       const seconds =
-        known === undefined ? UNKNOWN_BUNDLE_POLL_SECONDS : hint > 0 ? hint : DEFAULT_POLL_SECONDS;
+        known.bundle === undefined ? UNKNOWN_BUNDLE_POLL_SECONDS : hint > 0 ? hint : DEFAULT_POLL_SECONDS;
       await sleep(Math.max(MIN_POLL_SECONDS, seconds) * 1000, signal);
     }
   };
 
   const startPoll = (rel: FederationRelationship): void => {
     const ac = new AbortController();
-    const done = run(rel, ac.signal).catch((err: unknown) => {
+    const td = TrustDomain.fromString(rel.trustDomain);
+    const state: PollState = { latest: undefined };
+    const done = run(rel, td, state, ac.signal).catch((err: unknown) => {
       logger.error({ err, trust_domain: rel.trustDomain }, 'Federation poll stopped');
     });
-    polls.set(rel.trustDomain, { key: keyOf(rel), ac, done });
+    const once = () => fetchOnce(rel, td, state, ac.signal, { bundle: undefined });
+    polls.set(rel.trustDomain, { key: keyOf(rel), ac, done, once });
     logger.info(
       { trust_domain: rel.trustDomain, url: rel.bundleEndpointUrl, profile: rel.profile },
       'Federation started',
@@ -235,6 +277,16 @@ export function createFederationPoller(config: FederationPollerConfig): Federati
     },
     reconcile,
     polling: () => [...polls.keys()].sort(),
+    async refresh(trustDomain) {
+      if (closed) throw failed('the server is stopping');
+      if (!polls.has(trustDomain)) await reconcile();
+      const p = polls.get(trustDomain);
+      if (p === undefined) return false;
+      await p.once();
+      if (p.ac.signal.aborted)
+        throw failed(`the relationship with "${trustDomain}" changed during the refresh`);
+      return true;
+    },
     async close() {
       closed = true;
       if (timer !== undefined) clearInterval(timer);

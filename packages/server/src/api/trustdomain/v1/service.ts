@@ -161,10 +161,18 @@ export function createTrustDomainService(ctx: ApiContext): TrustDomainServer {
 
     refreshBundle: unary(ctx, async (req) => {
       const td = parseTd('trust_domain', req.trustDomain);
-      if ((await ctx.datastore.fetchFederationRelationship(td)) === undefined) {
-        throw new GrpcStatusError(status.NOT_FOUND, 'no relationship with trust domain');
+      if (ctx.federation === undefined) {
+        throw new GrpcStatusError(status.UNAVAILABLE, 'the federation client is not running');
       }
-      throw new GrpcStatusError(status.UNIMPLEMENTED, 'bundle refresh is done by the federation client');
+      let found: boolean;
+      try {
+        found = await ctx.federation.refresh(td);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new GrpcStatusError(status.INTERNAL, `failed to refresh bundle: ${why}`);
+      }
+      if (!found) throw new GrpcStatusError(status.NOT_FOUND, `no relationship with trust domain "${td}"`);
+      return {};
     }),
   };
 }
