@@ -3,20 +3,13 @@ import { BatchDeleteFederationRelationshipRequest } from '@tessera/common/api';
 import type { Command } from '../../context.js';
 import { statusText } from '../../format.js';
 import { noPositionals, parseTrustDomainValue, requireFlag } from '../../values.js';
+import { RELATIONSHIP_ID_FLAG } from './shared.js';
 
 /** The `federation delete` command. */
 export const federationDelete: Command = {
   words: ['federation', 'delete'],
   summary: 'Deletes a federation relationship',
-  flags: [
-    {
-      name: 'id',
-      aliases: ['trust-domain', 'trustDomain'],
-      kind: 'string',
-      description: 'trust domain of the relationship',
-      valueName: 'TD',
-    },
-  ],
+  flags: [RELATIONSHIP_ID_FLAG],
   async run(ctx) {
     noPositionals(ctx);
     const td = parseTrustDomainValue(ctx.name, 'id', requireFlag(ctx, 'id'));

@@ -2,20 +2,13 @@
 import { RefreshBundleRequest } from '@tessera/common/api';
 import type { Command } from '../../context.js';
 import { noPositionals, parseTrustDomainValue, requireFlag } from '../../values.js';
+import { RELATIONSHIP_ID_FLAG } from './shared.js';
 
 /** The `federation refresh` command. */
 export const federationRefresh: Command = {
   words: ['federation', 'refresh'],
   summary: "Fetches a federated trust domain's bundle from its bundle endpoint now",
-  flags: [
-    {
-      name: 'id',
-      aliases: ['trust-domain', 'trustDomain'],
-      kind: 'string',
-      description: 'trust domain of the relationship',
-      valueName: 'TD',
-    },
-  ],
+  flags: [RELATIONSHIP_ID_FLAG],
   async run(ctx) {
     noPositionals(ctx);
     const td = parseTrustDomainValue(ctx.name, 'id', requireFlag(ctx, 'id'));

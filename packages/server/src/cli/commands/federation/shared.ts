@@ -5,6 +5,15 @@ import type { CommandContext } from '../../context.js';
 import { parseEnumValue, parseIdValue, parseTrustDomainValue, requireFlag } from '../../values.js';
 import { BUNDLE_FORMATS, readBundle, readStdin } from '../bundle/shared.js';
 
+/** `--id TD`: the trust domain of the relationship a command acts on (`federation delete`, `refresh`). */
+export const RELATIONSHIP_ID_FLAG: FlagSpec = {
+  name: 'id',
+  aliases: ['trust-domain', 'trustDomain'],
+  kind: 'string',
+  description: 'trust domain of the relationship',
+  valueName: 'TD',
+};
+
 /** Flags describing a federation relationship. */
 export const RELATIONSHIP_FLAGS: readonly FlagSpec[] = [
   {
