@@ -281,6 +281,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     logger: log.child({ subsystem: 'endpoints' }),
     sds: { ...config.sds },
     allowedForeignJwtClaims: config.allowedForeignJwtClaims,
+    allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
     earlyAttestationMaxAgeMs: config.attestAtConnect ? 100 : 0,
     onAttestationFailed: () => counters.workloadAttestationFailures.inc(),
     interceptors: [counters.callInterceptor],

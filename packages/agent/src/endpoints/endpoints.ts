@@ -49,6 +49,11 @@ export interface WorkloadEndpointsConfig {
   readonly now?: () => Date;
   /** Claims kept for foreign-trust-domain tokens in `ValidateJWTSVID` (SPIRE `allowed_foreign_jwt_claims`). */
   readonly allowedForeignJwtClaims?: readonly string[];
+  /**
+   * Serve the trust domain's own bundle on FetchX509Bundles and FetchJWTBundles to callers without an identity
+   * (SPIRE `allow_unauthenticated_verifiers`); default false: they get PermissionDenied.
+   */
+  readonly allowUnauthenticatedVerifiers?: boolean;
   /** Peer credential reader (default: the platform's); tests may inject one. */
   readonly peerReader?: PeerCredentialReader;
   /** Largest request message accepted, in bytes (default 1 MiB); larger ones get `ResourceExhausted`. */
