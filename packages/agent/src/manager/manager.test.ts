@@ -86,6 +86,24 @@ function nextUpdate(
   });
 }
 
+/** An x509pop attestor whose node certificate (valid for a year) chains to a CA the fake server trusts. */
+function x509PopAttestor(node: string): ReturnType<typeof createX509PopAttestor> {
+  const popCa = TestCa.create({ trustDomain: 'nodes.example' });
+  const leaf = popCa.issueX509Svid({
+    uris: [],
+    dnsNames: [node],
+    now: new Date(ctx.t),
+    notAfter: new Date(ctx.t + 365 * 24 * 3600_000),
+  });
+  writeFileSync(join(ctx.dir, `${node}.crt`), leaf.certificates[0]?.toString() ?? '');
+  writeFileSync(join(ctx.dir, `${node}.key`), leaf.keyPem, { mode: 0o600 });
+  ctx.server.x509PopCa = popCa;
+  return createX509PopAttestor({
+    privateKeyPath: join(ctx.dir, `${node}.key`),
+    certificatePath: join(ctx.dir, `${node}.crt`),
+  });
+}
+
 describe('IdentityManager', () => {
   beforeEach(async () => {
     const server = new FakeAgentServer();
@@ -485,6 +503,49 @@ describe('IdentityManager', () => {
     assert.match(fatal.message, /banned/);
     assert.equal(sub.current().svids.length, 0);
     assert.equal(m.ready(), false);
+  });
+
+  it('re-attests with x509pop once its agent SVID expired during an outage, and is not ready meanwhile', async () => {
+    let fatal: Error | undefined;
+    const m = manager({ attestor: x509PopAttestor('node3'), onFatal: (e) => (fatal = e) });
+    await m.start();
+    const firstSerial = m.agentSvid?.certificates[0]?.serialNumber;
+    const sub = m.subscribe([UID], () => {});
+    const port = ctx.server.port;
+    ctx.server.stop();
+    ctx.t += 2 * 3600_000; // longer than the agent SVID's 1 h lifetime
+    await m.tick();
+    assert.equal(m.ready(), false, 'an agent with an expired SVID is not ready');
+    assert.equal(sub.current().svids.length, 0, 'expired workload SVIDs are dropped');
+    await ctx.server.start(port);
+    await m.tick();
+    assert.equal(fatal, undefined);
+    assert.equal(ctx.server.calls.attest, 2, 'attested again instead of renewing an expired SVID');
+    assert.notEqual(m.agentSvid?.certificates[0]?.serialNumber, firstSerial);
+    assert.ok(m.ready());
+    await m.tick();
+    assert.equal(sub.current().svids.length, 1, 'serves again with the new agent SVID');
+    sub.close();
+  });
+
+  it('stops, deletes its state and reports when its join_token agent SVID expired during an outage', async () => {
+    let fatal: Error | undefined;
+    const m = manager({ onFatal: (e) => (fatal = e) });
+    await m.start();
+    const port = ctx.server.port;
+    ctx.server.stop();
+    ctx.t += 2 * 3600_000;
+    await ctx.server.start(port); // the server is back, but refuses the expired SVID (UNAUTHENTICATED)
+    await m.tick();
+    assert.ok(fatal, 'a join_token agent cannot re-attest: it must stop');
+    assert.equal((fatal as { code?: string }).code, 'ERR_NODE_ATTESTATION_FAILED');
+    assert.match(
+      fatal.message,
+      /agent SVID .* has expired .*\(join_token\) cannot re-attest; a new join token/,
+    );
+    assert.equal(m.ready(), false);
+    assert.equal(ctx.server.calls.attest, 1);
+    assert.throws(() => statSync(join(ctx.dir, 'data', AGENT_STATE_FILE)), { code: 'ENOENT' });
   });
 
   it('spreads X509-SVID rotation over 40-50 % of the TTL after issuance, as the injected random says', async () => {

@@ -539,6 +539,14 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
 
   async #round(): Promise<void> {
     const nowMs = this.#now().getTime();
+    if (!(await this.#recoverExpiredAgent(nowMs))) {
+      // No usable agent SVID (re-attestation failed for now): no server call can succeed, but cached SVIDs
+      // still expire.
+      if (this.#stopped) return;
+      this.#dropExpired(nowMs);
+      this.#pruneJwt(nowMs);
+      return;
+    }
     await this.#maybeRenewAgent(nowMs);
     if (this.#stopped) return;
     if (this.#client === undefined) this.#openClient();
@@ -594,17 +602,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     } else if (kind === 'not_attested') {
       if (this.#reattestable) {
         this.#log.warn({ err, step: what }, 'The server no longer knows this agent; re-attesting');
-        try {
-          await this.#attest();
-          this.#openClient();
-        } catch (e) {
-          const k = classifyServerError(e);
-          if (k === 'unavailable') this.#log.warn({ err: e }, 'Re-attestation failed; retrying later');
-          else
-            await this.#fatal(
-              new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: re-attestation failed', { cause: e }),
-            );
-        }
+        await this.#reattest();
       } else {
         await this.#fatal(
           new SpiffeError(
@@ -619,6 +617,54 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     } else {
       this.#log.warn({ err, step: what }, 'Server call failed');
     }
+  }
+
+  /**
+   * Attests the node again (re-attestable methods only) and reconnects with the new SVID. A server that cannot
+   * be reached is retried at the next round; a refusal stops the agent. Returns whether it succeeded.
+   */
+  async #reattest(): Promise<boolean> {
+    try {
+      await this.#attest();
+      this.#openClient();
+      return true;
+    } catch (e) {
+      if (classifyServerError(e) === 'unavailable')
+        this.#log.warn({ err: e }, 'Re-attestation failed; retrying later');
+      else
+        await this.#fatal(
+          new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: re-attestation failed', { cause: e }),
+        );
+      return false;
+    }
+  }
+
+  /** Whether the agent SVID has expired at `nowMs` (false while there is none). */
+  #agentSvidExpired(nowMs: number): boolean {
+    const leaf = this.#agentSvid?.certificates[0];
+    return leaf !== undefined && parseTime(leaf.validTo) <= nowMs;
+  }
+
+  /**
+   * Handles an agent SVID that expired while the agent ran (an outage longer than its lifetime). The server
+   * refuses an expired client certificate (UNAUTHENTICATED), so it can no longer be renewed: a re-attestable
+   * method (x509pop) attests again; any other (join_token, whose token was used once) stops the agent.
+   * Returns whether the agent has an unexpired SVID afterwards.
+   */
+  async #recoverExpiredAgent(nowMs: number): Promise<boolean> {
+    if (!this.#agentSvidExpired(nowMs)) return true;
+    const id = this.#agentSvid?.id.toString();
+    if (!this.#reattestable) {
+      await this.#fatal(
+        new SpiffeError(
+          'ERR_NODE_ATTESTATION_FAILED',
+          `agent: the agent SVID "${id}" has expired and its attestation method (${this.#cfg.attestor.type}) cannot re-attest${this.#cfg.attestor.type === 'join_token' ? '; a new join token is needed' : ''}`,
+        ),
+      );
+      return false;
+    }
+    this.#log.warn({ spiffe_id: id }, 'The agent SVID has expired; re-attesting');
+    return this.#reattest();
   }
 
   async #fatal(err: Error): Promise<void> {
@@ -1614,8 +1660,14 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     return () => this.#bundleListeners.delete(listener);
   }
 
+  /** Whether the agent can serve: it has a bundle, has synced, has not stopped, and its SVID has not expired. */
   ready(): boolean {
-    return this.#bundle !== undefined && this.#synced && this.#fatalError === undefined;
+    return (
+      this.#bundle !== undefined &&
+      this.#synced &&
+      this.#fatalError === undefined &&
+      !this.#agentSvidExpired(this.#now().getTime())
+    );
   }
 }
 

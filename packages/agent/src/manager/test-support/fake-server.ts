@@ -184,6 +184,13 @@ export class FakeAgentServer {
     if (raw === undefined || raw.length === 0)
       throw grpcErr(status.PERMISSION_DENIED, 'authorization denied: no client certificate');
     const cert = new X509Certificate(raw);
+    // As the real server: a client certificate that is no longer valid is refused before the agent is looked up.
+    if (this.now().getTime() > Date.parse(cert.validTo)) {
+      throw grpcErr(
+        status.UNAUTHENTICATED,
+        'client certificate verification failed: x509svid: certificate has expired',
+      );
+    }
     const id = /URI:([^,\s]+)/.exec(cert.subjectAltName ?? '')?.[1] ?? '';
     const node = this.agents.get(id);
     if (node === undefined)
