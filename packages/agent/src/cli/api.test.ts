@@ -234,6 +234,27 @@ describe('tessera-agent api against the real socket', () => {
     assert.notEqual(serials[0], serials[1]);
   });
 
+  for (const timeout of ['3000000s', '5000000s', '2147483648ms', '35792m', `${'9'.repeat(400)}s`]) {
+    it(`refuses --timeout ${timeout.length > 20 ? 'of 400 digits' : timeout} (above 2^31-1 ms) as a usage error`, async () => {
+      const io = capture();
+      const code = await runCli(
+        ['api', 'fetch', 'x509', '--socket', join(dir, 'missing.sock'), '--timeout', timeout],
+        io,
+      );
+      assert.equal(code, 2, io.err);
+      assert.match(io.err, /--timeout must be at most 2147483647ms/);
+    });
+  }
+
+  it('accepts --timeout of exactly 2^31-1 ms', async () => {
+    const io = capture();
+    const code = await runCli(
+      ['api', 'fetch', 'x509', '--socket', h.socketPath, '--timeout', '2147483647ms', '--output', 'json'],
+      io,
+    );
+    assert.equal(code, 0, io.err);
+  });
+
   it('fails with exit code 1 when no agent listens', async () => {
     const io = capture();
     const code = await runCli(

@@ -71,6 +71,9 @@ const COMMON: FlagSpec = {
   timeout: { kind: 'string' },
 };
 
+/** Longest `--timeout`: the largest delay a Node timer holds (2^31-1 ms). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 interface Common {
   readonly client: WorkloadApiClient;
   readonly json: boolean;
@@ -95,6 +98,11 @@ function common(flags: Flags): Common {
   const unit = m[2] ?? 's';
   const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000);
   if (ms <= 0) throw new UsageError('--timeout must be positive');
+  // Node timers hold at most 2^31-1 ms: beyond that a timer fires after 1 ms, or AbortSignal.timeout throws.
+  if (ms > MAX_TIMEOUT_MS)
+    throw new UsageError(
+      `--timeout must be at most ${MAX_TIMEOUT_MS}ms (about 24.8 days), got "${timeoutText}"`,
+    );
   return {
     client: new WorkloadApiClient({ address: socketAddress(one(flags, 'socket') ?? DEFAULT_SOCKET) }),
     json: output === 'json',
@@ -365,7 +373,7 @@ commands:
 flags (every command):
   --socket PATH|URI   the agent's public socket (default ${DEFAULT_SOCKET})
   --output text|json  output format (default text)
-  --timeout DURATION  give up after this long (default 5s; not for watch)
+  --timeout DURATION  give up after this long (default 5s, at most 2147483647ms; not for watch)
 `;
 
 /** Runs `api <verb> …`; returns the exit code. */
