@@ -83,6 +83,12 @@ describe('validateAgentConfig', () => {
     assert.equal(r.warnings[0]?.path, 'insecure_bootstrap');
   });
 
+  it('accepts cache sizes of exactly 1000000', () => {
+    const c = valid({ ...BASE, x509_svid_cache_max_size: 1_000_000, jwt_svid_cache_max_size: 1_000_000 });
+    assert.equal(c.x509SvidCacheMaxSize, 1_000_000);
+    assert.equal(c.jwtSvidCacheMaxSize, 1_000_000);
+  });
+
   const bad: { name: string; raw: Record<string, unknown>; path: string; message: RegExp }[] = [
     {
       name: 'no way to trust the server',
@@ -179,6 +185,24 @@ describe('validateAgentConfig', () => {
       raw: { ...BASE, x509_svid_cache_max_size: 0 },
       path: 'x509_svid_cache_max_size',
       message: /must be at least 1/,
+    },
+    {
+      name: 'an X509-SVID cache size of 1e15',
+      raw: { ...BASE, x509_svid_cache_max_size: 1e15 },
+      path: 'x509_svid_cache_max_size',
+      message: /must be at most 1000000, got 1000000000000000/,
+    },
+    {
+      name: 'an X509-SVID cache size one above the maximum',
+      raw: { ...BASE, x509_svid_cache_max_size: 1_000_001 },
+      path: 'x509_svid_cache_max_size',
+      message: /must be at most 1000000, got 1000001/,
+    },
+    {
+      name: 'a JWT-SVID cache size above the maximum',
+      raw: { ...BASE, jwt_svid_cache_max_size: 5_000_000 },
+      path: 'jwt_svid_cache_max_size',
+      message: /must be at most 1000000, got 5000000/,
     },
     {
       name: 'an availability target under 24h',

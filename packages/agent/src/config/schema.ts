@@ -36,6 +36,12 @@ const SDS_NAME = {
   description: 'a resource name of printable ASCII without spaces',
 };
 
+/**
+ * Largest `x509_svid_cache_max_size` and `jwt_svid_cache_max_size`: a million SVIDs is already gigabytes of keys
+ * and certificates; a larger value is a typo, not a sizing decision.
+ */
+const MAX_SVID_CACHE_SIZE = 1_000_000;
+
 /** The raw schema of the agent configuration file (keys as written, defaults applied). */
 export const agentConfigSchema = object({
   trustDomain: trustDomain().describe('Trust domain of the agent and its server'),
@@ -147,8 +153,12 @@ export const agentConfigSchema = object({
   allowedForeignJwtClaims: array(string())
     .default([])
     .describe('Claims kept when validating JWT-SVIDs of foreign trust domains'),
-  x509SvidCacheMaxSize: integer({ min: 1 }).default(1000).describe('Most X509-SVIDs kept in the LRU cache'),
-  jwtSvidCacheMaxSize: integer({ min: 1 }).default(1000).describe('Most JWT-SVIDs kept in the cache'),
+  x509SvidCacheMaxSize: integer({ min: 1, max: MAX_SVID_CACHE_SIZE })
+    .default(1000)
+    .describe('Most X509-SVIDs kept in the LRU cache (1 to 1000000)'),
+  jwtSvidCacheMaxSize: integer({ min: 1, max: MAX_SVID_CACHE_SIZE })
+    .default(1000)
+    .describe('Most JWT-SVIDs kept in the cache (1 to 1000000)'),
   svidStores: object({
     disk: object({
       directory: path().describe(
