@@ -375,9 +375,27 @@ function decodeEntriesMapped<T>(buf: Uint8Array, map: (e: Entry) => T): T[] {
 /** What a failed server call means for the agent. */
 export type ServerErrorKind = 'banned' | 'not_attested' | 'unavailable' | 'other';
 
+/** Node system error codes of a connection that failed or broke: the server may come back. */
+const TRANSPORT_ERRNO: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
+
 /**
  * Classifies an error of a server call: `banned` and `not_attested` (evicted, or an SVID the server no longer
- * accepts) come from PermissionDenied; `unavailable` covers transport failures and deadlines.
+ * accepts) come from PermissionDenied; `unavailable` covers transport failures and deadlines (gRPC statuses, and
+ * Node connection errors such as ECONNREFUSED). Everything else is `other`, in particular errors without a gRPC
+ * status: a {@link SpiffeError} (a bad bundle, an unexpected SVID), a file that cannot be read or written
+ * (ENOENT, ENOSPC) or a plain Error. Those are local or permanent: retrying as if the server were away hides them.
  *
  * @example
  * ```ts
@@ -385,8 +403,11 @@ export type ServerErrorKind = 'banned' | 'not_attested' | 'unavailable' | 'other
  * ```
  */
 export function classifyServerError(err: unknown): ServerErrorKind {
+  if (err instanceof SpiffeError) return 'other';
   const e = err as { code?: unknown; details?: unknown; message?: unknown } | null;
-  const code = typeof e?.code === 'number' ? e.code : undefined;
+  if (typeof e?.code === 'string') return TRANSPORT_ERRNO.has(e.code) ? 'unavailable' : 'other';
+  if (typeof e?.code !== 'number') return 'other';
+  const code = e.code;
   const text = `${typeof e?.details === 'string' ? e.details : ''} ${typeof e?.message === 'string' ? e.message : ''}`;
   if (code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED) {
     if (/\bbanned\b/.test(text)) return 'banned';
@@ -398,8 +419,7 @@ export function classifyServerError(err: unknown): ServerErrorKind {
     code === status.UNAVAILABLE ||
     code === status.DEADLINE_EXCEEDED ||
     code === status.CANCELLED ||
-    code === status.RESOURCE_EXHAUSTED ||
-    code === undefined
+    code === status.RESOURCE_EXHAUSTED
   ) {
     return 'unavailable';
   }

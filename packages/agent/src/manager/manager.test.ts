@@ -9,7 +9,12 @@ import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
 import { TestCa } from '@tessera/testing';
 import { createJoinTokenAttestor, createX509PopAttestor } from '../attestor/node/node-attestor.js';
-import { IdentityManager, type IdentityManagerConfig } from './manager.js';
+import {
+  IdentityManager,
+  type IdentityManagerConfig,
+  type ManagerLogger,
+  type ManagerServerClient,
+} from './manager.js';
 import type { IdentitySnapshot } from './provider.js';
 import { AGENT_STATE_FILE, AgentStorage, SVID_CACHE_FILE } from './storage.js';
 import { FakeAgentServer } from './test-support/fake-server.js';
@@ -85,6 +90,31 @@ function nextUpdate(
     }
   });
 }
+
+/** A logger that keeps `level message` lines (with the error's message, if any). */
+function capturingLogger(): ManagerLogger & { readonly lines: string[] } {
+  const lines: string[] = [];
+  const log =
+    (level: string) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      const err = fields.err instanceof Error ? `: ${fields.err.message}` : '';
+      lines.push(`${level} ${msg}${err}`);
+    };
+  return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+/** A server client whose every attestation fails as when the server cannot be reached. */
+const unreachableClient = (): ManagerServerClient =>
+  ({
+    attestAgent: () =>
+      Promise.reject(
+        Object.assign(new Error('14 UNAVAILABLE: No connection established'), {
+          code: status.UNAVAILABLE,
+          details: 'No connection established',
+        }),
+      ),
+    close: () => {},
+  }) as unknown as ManagerServerClient;
 
 /** An x509pop attestor whose node certificate (valid for a year) chains to a CA the fake server trusts. */
 function x509PopAttestor(node: string): ReturnType<typeof createX509PopAttestor> {
@@ -547,6 +577,71 @@ describe('IdentityManager', () => {
     assert.equal(ctx.server.calls.attest, 1);
     assert.throws(() => statSync(join(ctx.dir, 'data', AGENT_STATE_FILE)), { code: 'ENOENT' });
   });
+
+  it('fails attestation at once with a coded error when the x509pop certificate file is missing', async () => {
+    const log = capturingLogger();
+    ctx.server.x509PopCa = TestCa.create({ trustDomain: 'nodes.example' });
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 3000); // only bounds the test when the failure is retried
+    const m = manager({
+      attestor: createX509PopAttestor({
+        privateKeyPath: join(ctx.dir, 'missing.key'),
+        certificatePath: join(ctx.dir, 'missing.crt'),
+      }),
+      logger: log,
+    });
+    try {
+      await assert.rejects(m.start(ac.signal), {
+        code: 'ERR_NODE_ATTESTATION_FAILED',
+        message: /^agent: node attestation failed: ENOENT: no such file or directory, open '.*missing\.crt'$/,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(ac.signal.aborted, false, 'failed before the test gave up');
+    assert.deepEqual(
+      log.lines.filter((l) => /unreachable/i.test(l)),
+      [],
+      'a local error is not retried as an unreachable server',
+    );
+    assert.equal(ctx.server.calls.attest, 0);
+  });
+
+  for (const how of ['stop()', 'the start signal'] as const) {
+    it(`ends the wait between attestation retries at once on ${how}`, async (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout'] }); // the 500 ms wait never elapses by itself
+      let retrying: () => void = () => {};
+      const waiting = new Promise<void>((resolve) => {
+        retrying = resolve;
+      });
+      const log = capturingLogger();
+      const m = manager({
+        clientFactory: unreachableClient,
+        logger: {
+          ...log,
+          warn: (fields, msg) => {
+            log.warn(fields, msg);
+            if (/retrying/.test(msg)) retrying();
+          },
+        },
+      });
+      const ac = new AbortController();
+      const outcome = m.start(ac.signal).then(
+        () => 'started',
+        (err: unknown) => err,
+      );
+      await waiting;
+      if (how === 'stop()') await m.stop();
+      else ac.abort();
+      const first = await Promise.race([
+        outcome,
+        new Promise((resolve) => setImmediate(() => resolve('still waiting'))),
+      ]);
+      assert.notEqual(first, 'still waiting', 'start() still waits for the retry timer');
+      assert.equal((first as { code?: string }).code, 'ERR_NODE_ATTESTATION_FAILED');
+      assert.match((first as Error).message, /No connection established/);
+    });
+  }
 
   it('spreads X509-SVID rotation over 40-50 % of the TTL after issuance, as the injected random says', async () => {
     const n = 100;

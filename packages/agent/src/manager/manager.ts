@@ -408,6 +408,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     onError: (err) => this.#log.error({ err }, 'Agent sync round failed'),
   });
   #stopped = false;
+  /** Aborted by {@link stop} and by a fatal error: ends retry waits at once. */
+  readonly #stopController = new AbortController();
   #fatalError: Error | undefined;
 
   constructor(config: IdentityManagerConfig) {
@@ -477,6 +479,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#stopController.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#closeWatch();
     this.#client?.close();
@@ -614,8 +617,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       }
     } else if (kind === 'unavailable') {
       this.#log.debug({ err, step: what }, 'Server unavailable');
-    } else {
+    } else if (typeof (err as { code?: unknown } | null)?.code === 'number') {
       this.#log.warn({ err, step: what }, 'Server call failed');
+    } else {
+      // Not a server answer: a local failure (a file that cannot be written) or data the agent refuses (a
+      // bundle of another trust domain, a renewal that changes the agent ID).
+      this.#log.error({ err, step: what }, 'Agent step failed');
     }
   }
 
@@ -672,6 +679,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#fatalError = err;
     this.#log.error({ err }, 'Agent stopping: it can no longer obtain identities (its state is deleted)');
     this.#stopped = true;
+    this.#stopController.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#persistTimer !== undefined) clearTimeout(this.#persistTimer);
     this.#persistTimer = undefined;
@@ -836,25 +844,25 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#watchRetryAtMs = 0;
   }
 
+  /**
+   * Attests, retrying with backoff while the server cannot be reached; any other failure (a refusal, an
+   * attestor that cannot read its files) ends it at once. A wait ends at once when `signal` aborts or the
+   * manager stops.
+   */
   async #attestWithRetry(signal?: AbortSignal): Promise<void> {
+    const signals =
+      signal === undefined ? [this.#stopController.signal] : [this.#stopController.signal, signal];
     let delay = 500;
     for (;;) {
       try {
         await this.#attest();
         return;
       } catch (err) {
-        const kind = classifyServerError(err);
-        if (kind !== 'unavailable' || signal?.aborted || this.#stopped) {
-          if (err instanceof SpiffeError) throw err;
-          const e = err as { details?: unknown };
-          throw new SpiffeError(
-            'ERR_NODE_ATTESTATION_FAILED',
-            `agent: node attestation failed: ${typeof e.details === 'string' ? e.details : String(err)}`,
-            { cause: err },
-          );
-        }
+        if (classifyServerError(err) !== 'unavailable' || signal?.aborted || this.#stopped)
+          throw attestationError(err);
         this.#log.warn({ err, retry_ms: delay }, 'Server unreachable for node attestation; retrying');
-        await new Promise((r) => setTimeout(r, delay));
+        await abortableDelay(delay, signals);
+        if (signal?.aborted || this.#stopped) throw attestationError(err);
         delay = Math.min(delay * 2, 10_000);
       }
     }
@@ -1669,6 +1677,40 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       !this.#agentSvidExpired(this.#now().getTime())
     );
   }
+}
+
+/** `err` of a failed node attestation as a coded error (a {@link SpiffeError} is kept as it is). */
+function attestationError(err: unknown): SpiffeError {
+  if (err instanceof SpiffeError) return err;
+  const e = err as { details?: unknown } | null;
+  const reason =
+    typeof e?.details === 'string' && e.details !== ''
+      ? e.details
+      : err instanceof Error
+        ? err.message
+        : String(err);
+  return new SpiffeError('ERR_NODE_ATTESTATION_FAILED', `agent: node attestation failed: ${reason}`, {
+    cause: err,
+  });
+}
+
+/** Waits `ms`, or less when one of `signals` aborts (resolves either way). */
+function abortableDelay(ms: number, signals: readonly AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const s of signals) s.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    for (const s of signals) {
+      if (s.aborted) {
+        done();
+        return;
+      }
+      s.addEventListener('abort', done, { once: true });
+    }
+  });
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
