@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync } from '@tessera/spiffe/svid';
 import { TestCa } from '@tessera/testing';
 import { createJoinTokenAttestor, createX509PopAttestor } from '../attestor/node/node-attestor.js';
+import { ServerClient } from '../client/client.js';
 import {
   IdentityManager,
   type IdentityManagerConfig,
@@ -16,7 +18,7 @@ import {
   type ManagerServerClient,
 } from './manager.js';
 import type { IdentitySnapshot } from './provider.js';
-import { AGENT_STATE_FILE, AgentStorage, SVID_CACHE_FILE } from './storage.js';
+import { AGENT_STATE_FILE, AgentStorage, type StoredAgentState, SVID_CACHE_FILE } from './storage.js';
 import { FakeAgentServer } from './test-support/fake-server.js';
 
 const TD = TrustDomain.fromString('example.org');
@@ -101,6 +103,20 @@ function capturingLogger(): ManagerLogger & { readonly lines: string[] } {
       lines.push(`${level} ${msg}${err}`);
     };
   return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+/** Agent storage whose next `failures` agent state writes fail as on a full disk. */
+class FlakyStorage extends AgentStorage {
+  failures = 0;
+  override saveAgentState(s: StoredAgentState): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      return Promise.reject(
+        Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
+      );
+    }
+    return super.saveAgentState(s);
+  }
 }
 
 /** A server client whose every attestation fails as when the server cannot be reached. */
@@ -642,6 +658,70 @@ describe('IdentityManager', () => {
       assert.match((first as Error).message, /No connection established/);
     });
   }
+
+  it('keeps a renewed agent SVID whose save failed: the client presents it, the error is logged, the next round saves it', async () => {
+    const storage = new FlakyStorage(join(ctx.dir, 'data'));
+    const log = capturingLogger();
+    let presented: string | undefined;
+    const m = manager({
+      storage,
+      logger: log,
+      clientFactory: (c) => {
+        if (c.agentSvid !== undefined) presented = c.agentSvid().certificates[0]?.serialNumber;
+        return new ServerClient(c);
+      },
+    });
+    await m.start();
+    const sub = m.subscribe([UID], () => {});
+    storage.failures = 1;
+    ctx.t += 31 * 60_000; // past half of the agent SVID's 1 h lifetime
+    await m.tick();
+    assert.equal(ctx.server.calls.renew, 1);
+    const renewed = m.agentSvid?.certificates[0]?.serialNumber;
+    assert.equal(presented, renewed, 'the client presents the renewed SVID, the only one the server accepts');
+    assert.ok(
+      log.lines.some((l) => /^error Cannot persist the agent state.*ENOSPC/.test(l)),
+      log.lines.join('\n'),
+    );
+    await m.syncNow();
+    assert.equal(m.fatalError, undefined);
+    assert.ok(m.ready());
+    const stored = await new AgentStorage(join(ctx.dir, 'data')).loadAgentState();
+    assert.equal(
+      new X509Certificate(stored?.chain[0] as Buffer).serialNumber,
+      renewed,
+      'saved by the next round',
+    );
+    sub.close();
+  });
+
+  it('applies a new trust bundle whose save failed: subscribers and listeners get it, the next round saves it', async () => {
+    const storage = new FlakyStorage(join(ctx.dir, 'data'));
+    const log = capturingLogger();
+    const m = manager({ storage, logger: log });
+    await m.start();
+    const sub = m.subscribe([UID], () => {});
+    let bundleEvents = 0;
+    m.onBundlesChange(() => bundleEvents++);
+    ctx.server.extraAuthorities.push({
+      cert: TestCa.create({ trustDomain: 'example.org' }).certificate,
+      tainted: false,
+    });
+    storage.failures = 1;
+    await m.syncNow();
+    assert.equal(m.bundles().own.x509Authorities().length, 2);
+    assert.equal(sub.current().bundle.x509Authorities().length, 2, 'subscribers get the new bundle');
+    assert.equal(bundleEvents, 1, 'bundle listeners are called');
+    assert.ok(log.lines.some((l) => /^error Cannot persist the agent state.*ENOSPC/.test(l)));
+    await m.tick();
+    const stored = await new AgentStorage(join(ctx.dir, 'data')).loadAgentState();
+    assert.equal(
+      SpiffeBundle.parse(TD, stored?.bundle ?? '').x509Authorities().length,
+      2,
+      'saved next round',
+    );
+    sub.close();
+  });
 
   it('spreads X509-SVID rotation over 40-50 % of the TTL after issuance, as the injected random says', async () => {
     const n = 100;

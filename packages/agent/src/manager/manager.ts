@@ -368,6 +368,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
 
   #agentSvid: X509Svid | undefined;
   #reattestable = false;
+  /** The agent SVID or bundle in memory is newer than the stored agent state (its save failed). */
+  #agentStateUnsaved = false;
   #client: ManagerServerClient | undefined;
   #bundle: SpiffeBundle | undefined;
   #bundleGen = 0;
@@ -485,6 +487,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#client?.close();
     this.#client = undefined;
     await this.#runner.settled();
+    if (this.#agentStateUnsaved && this.#fatalError === undefined) await this.#persistAgentState();
     if (this.#persistTimer !== undefined) {
       clearTimeout(this.#persistTimer);
       this.#persistTimer = undefined;
@@ -552,6 +555,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     }
     await this.#maybeRenewAgent(nowMs);
     if (this.#stopped) return;
+    if (this.#agentStateUnsaved) await this.#persistAgentState();
     if (this.#client === undefined) this.#openClient();
     if (!this.#watchUp && this.#watch === undefined && nowMs >= this.#watchRetryAtMs) this.#startWatch();
     if (nowMs - this.#lastBundleSyncMs >= this.#pollMs)
@@ -797,6 +801,23 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     });
   }
 
+  /**
+   * Saves the agent SVID and bundle, best effort: a failure is logged at error and the save is retried at every
+   * round until it succeeds. The state in memory is never rolled back for it: it is what the server knows (after
+   * a renewal the server accepts only the new SVID; a new bundle may drop or taint an authority), so the client
+   * and the subscribers must follow it at once. A crash before the retry succeeds restarts from the older state.
+   */
+  async #persistAgentState(): Promise<void> {
+    try {
+      await this.#saveAgentState();
+      if (this.#agentStateUnsaved) this.#log.info({}, 'Agent state persisted');
+      this.#agentStateUnsaved = false;
+    } catch (err) {
+      this.#agentStateUnsaved = true;
+      this.#log.error({ err }, 'Cannot persist the agent state; retrying at the next round');
+    }
+  }
+
   #saveAgentState(): Promise<void> {
     const svid = this.#agentSvid;
     const bundle = this.#bundle;
@@ -918,7 +939,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     }
     this.#agentSvid = svid;
     this.#reattestable = result.reattestable;
-    await this.#saveAgentState();
+    await this.#persistAgentState();
     this.#log.info({ spiffe_id: svid.id.toString(), reattestable: result.reattestable }, 'Node attested');
   }
 
@@ -952,10 +973,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         );
       }
       verifyX509SvidSync(renewed.certificates, this.#requireBundle(), { now: this.#now() });
+      // The server now accepts only the renewed SVID: the client switches to it even if it cannot be saved.
       this.#agentSvid = renewed;
-      await this.#saveAgentState();
       this.#openClient();
       this.#log.info({ spiffe_id: renewed.id.toString() }, 'Agent SVID renewed');
+      await this.#persistAgentState();
     });
     this.#cfg.metrics?.nodeAttestation?.('renew', ok);
   }
@@ -1032,7 +1054,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       !sameSet(own.taintedX509, this.#tainted)
     ) {
       this.#setBundle(own.bundle, own.taintedX509);
-      await this.#saveAgentState();
+      await this.#persistAgentState();
       changed = true;
       this.#log.info({ x509_authorities: own.bundle.x509Authorities().length }, 'Trust bundle updated');
     }
