@@ -723,6 +723,61 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
+  it('backs off per entry when the server refuses its SVID (1 s doubling to 60 s), without delaying the others', async () => {
+    const refused: number[] = []; // seconds since start of each request for e2, which the server refuses
+    let t0 = 0;
+    const m = manager({
+      clientFactory: (c) => {
+        const client = new ServerClient(c);
+        const sign = client.batchNewX509Svid.bind(client);
+        client.batchNewX509Svid = async (params) => {
+          const results = await sign(params);
+          return results.map((r, i) => {
+            if (params[i]?.entryId !== 'e2') return r;
+            refused.push((ctx.t - t0) / 1000);
+            return {
+              status: { code: status.PERMISSION_DENIED, message: 'denied by policy' },
+              svid: undefined,
+            };
+          });
+        };
+        return client;
+      },
+    });
+    t0 = ctx.t;
+    await m.start();
+    const sub = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], () => {});
+    assert.deepEqual(
+      sub.current().svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/web'],
+    );
+    for (let i = 0; i < 200; i++) {
+      ctx.t += 1000;
+      await m.tick();
+      if (i === 5) {
+        // A new entry is signed at once while e2 waits.
+        ctx.server.setEntries(
+          [
+            ...ctx.server.entries,
+            { id: 'e3', spiffeId: 'spiffe://example.org/new', selectors: [UID], createdAt: 9n },
+          ],
+          true,
+        );
+        await m.syncNow();
+        assert.ok(sub.current().svids.some((s) => s.spiffeId === 'spiffe://example.org/new'));
+      }
+    }
+    assert.deepEqual(refused, [0, 1, 3, 7, 15, 31, 63, 123, 183]);
+    // A changed entry is tried at once.
+    ctx.server.setEntries(
+      ctx.server.entries.map((e) => (e.id === 'e2' ? { ...e, revision: 2n } : e)),
+      true,
+    );
+    await m.syncNow();
+    assert.equal(refused.at(-1), 200);
+    sub.close();
+  });
+
   it('spreads X509-SVID rotation over 40-50 % of the TTL after issuance, as the injected random says', async () => {
     const n = 100;
     ctx.server.setEntries(

@@ -157,6 +157,14 @@ interface CachedJwt {
   readonly expiresAtMs: number;
 }
 
+/** An entry whose last SVID request failed: not tried again before `untilMs`. */
+interface IssueBackoff {
+  /** The entry as it was refused: a changed entry is tried at once. */
+  readonly entry: CachedEntry;
+  readonly failures: number;
+  readonly untilMs: number;
+}
+
 interface Sub {
   readonly onUpdate: (snapshot: IdentitySnapshot) => void;
   closed: boolean;
@@ -212,6 +220,10 @@ function compactKeys(selectors: readonly WorkloadSelector[]): string | readonly 
 }
 const certificatesOf = (s: CachedSvid): X509Certificate[] => s.chainDers.map((d) => new X509Certificate(d));
 const ISSUE_BATCH = 500;
+/** First wait before an entry whose SVID the server refused is tried again; doubles per refusal. */
+const ISSUE_RETRY_MIN_MS = 1000;
+/** Longest wait between tries of a refused entry. */
+const ISSUE_RETRY_MAX_MS = 60_000;
 const RECENT_SNAPSHOTS = 256;
 
 /**
@@ -404,6 +416,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #lastEntrySyncMs = Number.NEGATIVE_INFINITY;
   #lastBundleSyncMs = Number.NEGATIVE_INFINITY;
   #issueBackoffUntilMs = 0;
+  /** Per-entry backoff after the server refused (or returned an unusable) SVID, by entry ID. */
+  #entryBackoff = new Map<string, IssueBackoff>();
   readonly #runner = new CoalescingRunner({
     round: () => this.#round(),
     stopped: () => this.#stopped,
@@ -695,6 +709,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#bySelector.clear();
     this.#svids.clear();
     this.#jwt.clear();
+    this.#entryBackoff.clear();
     this.#refreshGroups();
     await this.#cfg.storage
       .clear()
@@ -1168,6 +1183,9 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       for (const e of this.#entries.values()) ids.add(e.spiffeId);
       for (const [k, j] of this.#jwt) if (!ids.has(j.svid.spiffeId)) this.#jwt.delete(k);
     }
+    // A removed or changed entry forgets its backoff (a changed one may be signed now).
+    for (const [id, b] of this.#entryBackoff)
+      if (this.#entries.get(id) !== b.entry) this.#entryBackoff.delete(id);
     this.#reindex();
     this.#refreshGroups();
     this.#persistSoon();
@@ -1334,6 +1352,25 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     return ids;
   }
 
+  /** Whether `e` waits after a refusal (a changed entry does not). */
+  #backingOff(e: CachedEntry, nowMs: number): boolean {
+    const b = this.#entryBackoff.get(e.id);
+    if (b === undefined) return false;
+    if (b.entry !== e) {
+      this.#entryBackoff.delete(e.id);
+      return false;
+    }
+    return nowMs < b.untilMs;
+  }
+
+  /** Delays the next try of `e` after a failed SVID request: 1 s, doubling per failure, at most 60 s. */
+  #backOff(e: CachedEntry, nowMs: number): void {
+    const prev = this.#entryBackoff.get(e.id);
+    const failures = prev?.entry === e ? prev.failures + 1 : 1;
+    const delay = Math.min(ISSUE_RETRY_MIN_MS * 2 ** Math.min(failures - 1, 30), ISSUE_RETRY_MAX_MS);
+    this.#entryBackoff.set(e.id, { entry: e, failures, untilMs: nowMs + delay });
+  }
+
   async #issueNeeded(): Promise<void> {
     if (this.#client === undefined || this.#bundle === undefined) return;
     const nowMs = this.#now().getTime();
@@ -1342,7 +1379,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     for (const id of subscribed) {
       const e = this.#entries.get(id);
       const s = this.#svids.get(id);
-      if (e !== undefined && (s === undefined || this.#needsReissue(s, nowMs))) need.push(e);
+      if (e === undefined || this.#backingOff(e, nowMs)) continue;
+      if (s === undefined || this.#needsReissue(s, nowMs)) need.push(e);
     }
     // Evict least recently used SVIDs nobody subscribes to, down to the bound.
     if (this.#svids.size > this.#x509Max) {
@@ -1354,12 +1392,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     for (const [id, s] of this.#svids) {
       if (subscribed.has(id)) continue;
       const e = this.#entries.get(id);
-      if (e !== undefined && this.#needsReissue(s, nowMs)) need.push(e);
+      if (e !== undefined && !this.#backingOff(e, nowMs) && this.#needsReissue(s, nowMs)) need.push(e);
     }
     let room = this.#x509Max - this.#svids.size;
     if (room > 0) {
       const missing = [...this.#entries.values()].filter(
-        (e) => !this.#svids.has(e.id) && !subscribed.has(e.id),
+        (e) => !this.#svids.has(e.id) && !subscribed.has(e.id) && !this.#backingOff(e, nowMs),
       );
       missing.sort((a, b) =>
         a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
@@ -1395,6 +1433,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (this.#entries.get(entry.id) !== entry) continue; // changed meanwhile; next round handles it
       if (r.status !== undefined && r.status.code !== 0) {
         failures++;
+        this.#backOff(entry, nowMs);
         this.#log.warn(
           { entry_id: entry.id, code: r.status.code, message: r.status.message },
           'Server refused to sign an SVID',
@@ -1403,6 +1442,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       }
       if (r.svid === undefined) {
         failures++;
+        this.#backOff(entry, nowMs);
         continue;
       }
       try {
@@ -1417,8 +1457,10 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         if (this.#svids.delete(entry.id)) rotated++;
         else fresh++;
         this.#svids.set(entry.id, s);
+        this.#entryBackoff.delete(entry.id);
       } catch (err) {
         failures++;
+        this.#backOff(entry, nowMs);
         this.#log.error({ err, entry_id: entry.id }, 'Server returned an unusable SVID');
       }
     }
