@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { ConfigError, SpiffeError } from '@tessera/spiffe/errors';
-import { classifyServerError, type ServerErrorKind } from './client.js';
+import { TestCa } from '@tessera/testing';
+import { bundleFromApi, classifyServerError, type ServerErrorKind } from './client.js';
 
 const grpcError = (code: status, details: string) =>
   Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details });
@@ -66,4 +68,33 @@ describe('classifyServerError', () => {
       assert.equal(classifyServerError(tc.err), tc.kind);
     });
   }
+});
+
+describe('bundleFromApi', () => {
+  it('reports the tainted X.509 and JWT authorities of a bundle', () => {
+    const ca = TestCa.create({ trustDomain: 'example.org' });
+    const old = TestCa.create({ trustDomain: 'example.org' });
+    const spki = () =>
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
+    const jwtKey = (keyId: string, tainted: boolean) => ({
+      publicKey: spki(),
+      keyId,
+      expiresAt: 0n,
+      tainted,
+      hint: '',
+    });
+    const { bundle, taintedX509, taintedJwt } = bundleFromApi({
+      trustDomain: 'example.org',
+      x509Authorities: [
+        { asn1: ca.rootDer(), tainted: false, hint: '' },
+        { asn1: old.rootDer(), tainted: true, hint: '' },
+      ],
+      jwtAuthorities: [jwtKey('current', false), jwtKey('old', true)],
+      refreshHint: 0n,
+      sequenceNumber: 3n,
+    });
+    assert.deepEqual([...bundle.jwtAuthorities().keys()].sort(), ['current', 'old']);
+    assert.deepEqual([...taintedX509], [old.certificate.fingerprint256]);
+    assert.deepEqual([...taintedJwt], ['old']);
+  });
 });

@@ -426,10 +426,14 @@ export function classifyServerError(err: unknown): ServerErrorKind {
   return 'other';
 }
 
-/** A bundle from the wire plus the fingerprints (SHA-256 of the DER) of its tainted X.509 authorities. */
+/**
+ * A bundle from the wire plus what is tainted in it: the fingerprints (SHA-256 of the DER) of its tainted X.509
+ * authorities and the key IDs of its tainted JWT authorities.
+ */
 export interface ConvertedBundle {
   readonly bundle: SpiffeBundle;
   readonly taintedX509: ReadonlySet<string>;
+  readonly taintedJwt: ReadonlySet<string>;
 }
 
 /**
@@ -469,9 +473,11 @@ export function bundleFromApi(b: Bundle): ConvertedBundle {
     }
   }
   const jwt = new Map<string, KeyObject>();
+  const taintedJwt = new Set<string>();
   for (const k of b.jwtAuthorities) {
     try {
       jwt.set(k.keyId, createPublicKey({ key: k.publicKey, format: 'der', type: 'spki' }));
+      if (k.tainted) taintedJwt.add(k.keyId);
     } catch (err) {
       throw new SpiffeError(
         'ERR_BUNDLE_INVALID',
@@ -488,5 +494,5 @@ export function bundleFromApi(b: Bundle): ConvertedBundle {
     ...(b.sequenceNumber > 0n ? { sequenceNumber: b.sequenceNumber } : {}),
     ...(b.refreshHint > 0n ? { refreshHint: Number(b.refreshHint) } : {}),
   });
-  return { bundle, taintedX509: tainted };
+  return { bundle, taintedX509: tainted, taintedJwt };
 }

@@ -19,7 +19,7 @@ import {
 } from './manager.js';
 import type { IdentitySnapshot } from './provider.js';
 import { AGENT_STATE_FILE, AgentStorage, type StoredAgentState, SVID_CACHE_FILE } from './storage.js';
-import { FakeAgentServer } from './test-support/fake-server.js';
+import { FakeAgentServer, newFakeJwtKey } from './test-support/fake-server.js';
 
 const TD = TrustDomain.fromString('example.org');
 const UID = { type: 'unix', value: 'uid:1000' };
@@ -373,6 +373,37 @@ describe('IdentityManager', () => {
     assert.equal(ctx.server.calls.jwt, 2);
     assert.notEqual(c[0]?.token, a[0]?.token);
     assert.deepEqual(await m.fetchJwtSvids([{ type: 'unix', value: 'uid:0' }], ['x']), []);
+  });
+
+  it('drops cached JWT-SVIDs signed by a JWT key the server taints or removes, and keeps the others', async () => {
+    const kidOf = (token: string | undefined) =>
+      (JSON.parse(Buffer.from(token?.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
+    const m = manager();
+    await m.start();
+    const first = (await m.fetchJwtSvids([UID], ['aud']))[0]?.token;
+    assert.equal(kidOf(first), 'jwt-key-1');
+    // A bundle change that leaves the JWT key alone keeps the cached token.
+    ctx.server.extraAuthorities.push({
+      cert: TestCa.create({ trustDomain: 'example.org' }).certificate,
+      tainted: false,
+    });
+    await m.syncNow();
+    assert.equal((await m.fetchJwtSvids([UID], ['aud']))[0]?.token, first);
+    assert.equal(ctx.server.calls.jwt, 1);
+    // The key is rotated and tainted: the cached token is dropped and a new one minted with the new key.
+    ctx.server.jwtKeys.push(newFakeJwtKey('jwt-key-2'));
+    (ctx.server.jwtKeys[0] as { tainted: boolean }).tainted = true;
+    await m.syncNow();
+    const second = (await m.fetchJwtSvids([UID], ['aud']))[0]?.token;
+    assert.equal(ctx.server.calls.jwt, 2);
+    assert.equal(kidOf(second), 'jwt-key-2');
+    assert.equal((await m.fetchJwtSvids([UID], ['aud']))[0]?.token, second, 'the new token is cached');
+    // The signing key is removed from the bundle (not tainted first): dropped as well.
+    ctx.server.jwtKeys = [newFakeJwtKey('jwt-key-3')];
+    await m.syncNow();
+    const third = (await m.fetchJwtSvids([UID], ['aud']))[0]?.token;
+    assert.equal(ctx.server.calls.jwt, 3);
+    assert.equal(kidOf(third), 'jwt-key-3');
   });
 
   it('reissues SVIDs signed by an authority the server marks tainted', async () => {

@@ -153,6 +153,8 @@ interface CachedSvid {
 
 interface CachedJwt {
   readonly svid: WorkloadJwtSvid;
+  /** The `kid` of the token's header (the JWT authority that signed it); undefined when it has none. */
+  readonly kid: string | undefined;
   readonly refreshAtMs: number;
   readonly expiresAtMs: number;
 }
@@ -386,6 +388,8 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #bundle: SpiffeBundle | undefined;
   #bundleGen = 0;
   #tainted: ReadonlySet<string> = new Set();
+  /** Key IDs of the tainted JWT authorities of the own bundle. */
+  #taintedJwt: ReadonlySet<string> = new Set();
   #federated = new Map<string, SpiffeBundle>();
   #entries = new Map<string, CachedEntry>();
   /** Entries of the last full sync that cannot be used (invalid SPIFFE ID), by ID, with their revision. */
@@ -948,7 +952,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         {},
         'insecure_bootstrap: trusting the bundle of the first server contacted (do not use in production)',
       );
-      this.#setBundle(converted.bundle, converted.taintedX509);
+      this.#setBundle(converted.bundle, converted.taintedX509, converted.taintedJwt);
     } else {
       verifyX509SvidSync(svid.certificates, this.#bundle, { now: this.#now() });
     }
@@ -1066,9 +1070,10 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     if (
       this.#bundle === undefined ||
       !own.bundle.equals(this.#bundle) ||
-      !sameSet(own.taintedX509, this.#tainted)
+      !sameSet(own.taintedX509, this.#tainted) ||
+      !sameSet(own.taintedJwt, this.#taintedJwt)
     ) {
-      this.#setBundle(own.bundle, own.taintedX509);
+      this.#setBundle(own.bundle, own.taintedX509, own.taintedJwt);
       await this.#persistAgentState();
       changed = true;
       this.#log.info({ x509_authorities: own.bundle.x509Authorities().length }, 'Trust bundle updated');
@@ -1101,10 +1106,34 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     }
   }
 
-  #setBundle(bundle: SpiffeBundle | undefined, tainted: ReadonlySet<string>): void {
+  #setBundle(
+    bundle: SpiffeBundle | undefined,
+    tainted: ReadonlySet<string>,
+    taintedJwt: ReadonlySet<string> = new Set(),
+  ): void {
     this.#bundle = bundle;
     this.#tainted = tainted;
+    this.#taintedJwt = taintedJwt;
     this.#bundleGen++;
+    this.#dropUntrustedJwts();
+  }
+
+  /**
+   * Drops cached JWT-SVIDs that validators will refuse or should no longer accept: signed by a JWT authority
+   * that is tainted, no longer in the bundle, or not named (no `kid`). The next fetch mints a new one.
+   */
+  #dropUntrustedJwts(): void {
+    const bundle = this.#bundle;
+    if (bundle === undefined || this.#jwt.size === 0) return;
+    for (const [k, j] of this.#jwt) {
+      if (
+        j.kid === undefined ||
+        this.#taintedJwt.has(j.kid) ||
+        bundle.findJwtAuthority(j.kid) === undefined
+      ) {
+        this.#jwt.delete(k);
+      }
+    }
   }
 
   async #syncEntries(): Promise<void> {
@@ -1632,8 +1661,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         const svid: WorkloadJwtSvid = { spiffeId: e.spiffeId, token: j.token, hint: e.hint };
         const iat = Number(j.issuedAt) * 1000;
         const exp = Number(j.expiresAt) * 1000;
+        const kid = jwtKeyId(j.token);
         this.#jwt.delete(key);
-        this.#jwt.set(key, { svid, refreshAtMs: iat + (exp - iat) / 2, expiresAtMs: exp });
+        // Not cached when signed by a key already known to be tainted (a bundle update raced the mint).
+        if (kid === undefined || !this.#taintedJwt.has(kid))
+          this.#jwt.set(key, { svid, kid, refreshAtMs: iat + (exp - iat) / 2, expiresAtMs: exp });
         while (this.#jwt.size > this.#jwtMax) {
           const oldest = this.#jwt.keys().next().value as string;
           this.#jwt.delete(oldest);
@@ -1740,6 +1772,19 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       this.#fatalError === undefined &&
       !this.#agentSvidExpired(this.#now().getTime())
     );
+  }
+}
+
+/** The `kid` of a compact JWS's protected header; undefined when it has none or cannot be read. */
+function jwtKeyId(token: string): string | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0) return undefined;
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'));
+    const kid = (header as { kid?: unknown } | null)?.kid;
+    return typeof kid === 'string' && kid !== '' ? kid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

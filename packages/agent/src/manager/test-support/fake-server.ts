@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { createHash, verify as cryptoVerify, randomBytes, X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import {
@@ -45,6 +53,20 @@ export interface FakeEntry {
   readonly createdAt?: bigint;
 }
 
+/** A JWT signing key of the fake server (ES256), published in the bundle as a JWT authority. */
+export interface FakeJwtKey {
+  readonly keyId: string;
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+  tainted: boolean;
+}
+
+/** A new ES256 JWT key named `keyId`. */
+export function newFakeJwtKey(keyId: string): FakeJwtKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { keyId, privateKey, publicKey, tainted: false };
+}
+
 type Err = Error & { code: status; details: string };
 const grpcErr = (code: status, details: string): Err => Object.assign(new Error(details), { code, details });
 
@@ -55,6 +77,8 @@ export class FakeAgentServer {
   /** Extra authorities published in the bundle (CA rotation). */
   readonly extraAuthorities: { cert: X509Certificate; tainted: boolean }[] = [];
   readonly tokens = new Set<string>();
+  /** JWT authorities of the bundle; JWT-SVIDs are signed with the last one (the newest). */
+  jwtKeys: FakeJwtKey[] = [newFakeJwtKey('jwt-key-1')];
   /**
    * CA trusted for x509pop node attestation (undefined: x509pop refused). The agent proves possession of the
    * key of a leaf that chains to it (directly or through intermediates in the payload), as on the real server;
@@ -238,7 +262,13 @@ export class FakeAgentServer {
         { asn1: this.ca.rootDer(), tainted: false, hint: '' },
         ...this.extraAuthorities.map((a) => ({ asn1: a.cert.raw, tainted: a.tainted, hint: '' })),
       ],
-      jwtAuthorities: [],
+      jwtAuthorities: this.jwtKeys.map((k) => ({
+        publicKey: k.publicKey.export({ type: 'spki', format: 'der' }),
+        keyId: k.keyId,
+        expiresAt: 0n,
+        tainted: k.tainted,
+        hint: '',
+      })),
       refreshHint: 0n,
       sequenceNumber: 1n,
     };
@@ -396,9 +426,23 @@ export class FakeAgentServer {
           const e = this.entries.find((x) => x.id === req.entryId);
           if (e === undefined) throw grpcErr(status.NOT_FOUND, 'entry not found');
           const iat = Math.floor(this.now().getTime() / 1000);
+          const key = this.jwtKeys.at(-1);
+          if (key === undefined) throw grpcErr(status.INTERNAL, 'no jwt key');
+          const part = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+          const signed = `${part({ alg: 'ES256', kid: key.keyId, typ: 'JWT' })}.${part({
+            sub: e.spiffeId,
+            aud: req.audience,
+            iat,
+            exp: iat + this.jwtTtlS,
+            jti: `${this.calls.jwt}`,
+          })}`;
+          const signature = cryptoSign('sha256', Buffer.from(signed), {
+            key: key.privateKey,
+            dsaEncoding: 'ieee-p1363',
+          });
           return {
             svid: {
-              token: `token-${this.calls.jwt}-${req.audience.join(',')}`,
+              token: `${signed}.${signature.toString('base64url')}`,
               id: { trustDomain: td, path: new URL(e.spiffeId).pathname },
               issuedAt: BigInt(iat),
               expiresAt: BigInt(iat + this.jwtTtlS),
