@@ -375,6 +375,22 @@ describe('IdentityManager', () => {
     assert.deepEqual(await m.fetchJwtSvids([{ type: 'unix', value: 'uid:0' }], ['x']), []);
   });
 
+  it('evicts the least recently used JWT-SVID beyond jwt_svid_cache_max_size, a cache hit counting as a use', async () => {
+    const m = manager({ jwtSvidCacheMaxSize: 2 });
+    await m.start();
+    const fetch = async (aud: string) => (await m.fetchJwtSvids([UID], [aud]))[0]?.token;
+    const a = await fetch('a');
+    await fetch('b');
+    assert.equal(await fetch('a'), a, 'a hit');
+    await fetch('c'); // evicts b, used longer ago than a
+    assert.equal(ctx.server.calls.jwt, 3);
+    assert.equal(m.stats().jwtSvids, 2);
+    assert.equal(await fetch('a'), a, 'a is still cached');
+    assert.equal(ctx.server.calls.jwt, 3);
+    await fetch('b');
+    assert.equal(ctx.server.calls.jwt, 4, 'b was evicted and minted again');
+  });
+
   it('drops cached JWT-SVIDs signed by a JWT key the server taints or removes, and keeps the others', async () => {
     const kidOf = (token: string | undefined) =>
       (JSON.parse(Buffer.from(token?.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;

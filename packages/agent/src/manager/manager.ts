@@ -1649,6 +1649,9 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       const nowMs = this.#now().getTime();
       const cached = this.#jwt.get(key);
       if (cached !== undefined && nowMs < cached.refreshAtMs) {
+        // A hit makes the token the most recently used (the map's last): eviction takes the least recently used.
+        this.#jwt.delete(key);
+        this.#jwt.set(key, cached);
         out.push(cached.svid);
         continue;
       }
