@@ -278,6 +278,15 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
         address: be.address,
         port: opts.bundleEndpointPort ?? be.port,
         ...(be.refreshHint === undefined ? {} : { refreshHintSeconds: be.refreshHint.seconds }),
+        ...(be.profile.type === 'https_web'
+          ? {
+              servingCertFile: {
+                certFilePath: be.profile.config.servingCertFile.certFilePath,
+                keyFilePath: be.profile.config.servingCertFile.keyFilePath,
+                fileSyncIntervalMs: be.profile.config.servingCertFile.fileSyncInterval.seconds * 1000,
+              },
+            }
+          : {}),
         svidTtlSeconds: Math.min(SERVER_SVID_TTL, config.defaultX509SvidTtl.seconds),
         now,
         logger: fedLog,

@@ -162,9 +162,25 @@ export const serverConfigSchema = object({
       refreshHint: duration({ min: '1s' })
         .optional('(derived from the CA TTL)')
         .describe('Refresh hint published in the bundle'),
+      profile: variant({
+        https_spiffe: object({}).describe(
+          "The endpoint presents the server's own X509-SVID (spiffe://<trust domain>/spire/server)",
+        ),
+        https_web: object({
+          servingCertFile: object({
+            certFilePath: path().describe('PEM certificate chain the endpoint presents, leaf first'),
+            keyFilePath: path().describe('PEM private key of the leaf certificate'),
+            fileSyncInterval: duration({ min: '1s' })
+              .defaultRaw('1m')
+              .describe('How often both files are checked for a new certificate (kept on a failed reload)'),
+          }).describe('A Web PKI certificate and key read from files (ACME is not supported)'),
+        }).describe('The endpoint presents a Web PKI certificate, checked by clients against their roots'),
+      })
+        .defaultRaw({ https_spiffe: {} }, '{ https_spiffe: {} }')
+        .describe('How clients authenticate the bundle endpoint: https_spiffe or https_web'),
     })
       .optional('(not served)')
-      .describe("Serves this trust domain's bundle to federated servers (https_spiffe)"),
+      .describe("Serves this trust domain's bundle to federated servers"),
     federatesWith: record(federatedTrustDomain, {
       keyType: 'trust domain',
       checkKey: (k) => {
