@@ -9,10 +9,12 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { join, resolve } from 'node:path';
+import { ConfigValidationError } from '@tessera/common/config';
 import { type HealthServer, startHealthServer } from '@tessera/common/health';
 import { createLogger, type TesseraLogger } from '@tessera/common/log';
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from '@tessera/common/metrics';
 import { preparePrivateSocketDir, preparePublicSocketDir, removeStaleSocket } from '@tessera/common/socket';
+import { ConfigError, SpiffeError } from '@tessera/spiffe/errors';
 import {
   type AgentNodeAttestor,
   createJoinTokenAttestor,
@@ -60,7 +62,13 @@ export interface RunningAgent {
   stop(graceMs?: number): Promise<void>;
 }
 
-function nodeAttestorOf(config: AgentConfig): AgentNodeAttestor {
+/**
+ * The node attestor of the configuration. A join_token attestor without a token is valid as long as the agent
+ * has a usable stored agent SVID (a restart needs no token); the manager asks for the payload only when it must
+ * attest, and then the missing token fails the start with a config error naming `join_token`. `needed` is
+ * aborted at that moment so the manager does not retry it as if the server were unreachable.
+ */
+function nodeAttestorOf(config: AgentConfig, needed: AbortController): AgentNodeAttestor {
   const a = config.nodeAttestor;
   if (a.type === 'x509pop') {
     return createX509PopAttestor({
@@ -69,8 +77,46 @@ function nodeAttestorOf(config: AgentConfig): AgentNodeAttestor {
       ...(a.intermediatesPath === undefined ? {} : { intermediatesPath: a.intermediatesPath }),
     });
   }
-  if (a.token === undefined) throw new TypeError('agent: join_token attestation needs join_token');
-  return createJoinTokenAttestor(a.token);
+  if (a.token !== undefined) return createJoinTokenAttestor(a.token);
+  const missing = () => {
+    needed.abort();
+    return new ConfigValidationError([
+      {
+        path: 'join_token',
+        severity: 'error',
+        message: `is required: this agent has no usable agent SVID in data_dir "${config.dataDir}" and must attest (set join_token, TESSERA_AGENT_JOIN_TOKEN or run --join-token)`,
+      },
+    ]);
+  };
+  return {
+    type: 'join_token',
+    payload: async () => {
+      throw missing();
+    },
+    respond: async () => {
+      throw missing();
+    },
+  };
+}
+
+/**
+ * Runs one start-up step; a failure that is not already a {@link SpiffeError} becomes one with `code`, and a
+ * message that names the step (and the configuration key it depends on).
+ */
+async function startStep<T>(
+  what: string,
+  code: 'ERR_CONFIG_INVALID' | 'ERR_SVIDSTORE_FAILED',
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof SpiffeError) throw err;
+    const message = `agent: ${what}: ${err instanceof Error ? err.message : String(err)}`;
+    throw code === 'ERR_CONFIG_INVALID'
+      ? new ConfigError(code, message, { cause: err })
+      : new SpiffeError(code, message, { cause: err });
+  }
 }
 
 /**
@@ -178,14 +224,26 @@ async function startAdminServer(
       res();
     });
   });
-  await chmod(socketPath, 0o600);
+  try {
+    await chmod(socketPath, 0o600);
+  } catch (err) {
+    server.close();
+    await unlink(socketPath).catch(() => {});
+    throw err;
+  }
   return server;
 }
 
 /**
- * Starts the agent: attests (or reuses its stored agent SVID), syncs, and serves workloads.
+ * Starts the agent: attests (or reuses its stored agent SVID), syncs, and serves workloads. When any step
+ * fails, everything already started is stopped (last started first) before the error is thrown, so a failed
+ * start leaves no timer, connection, listener or socket behind.
  *
- * @throws {SpiffeError} ERR_NODE_ATTESTATION_FAILED when the server refuses node attestation
+ * @throws {SpiffeError} ERR_NODE_ATTESTATION_FAILED when the server refuses node attestation, or the agent was
+ * banned or evicted while starting
+ * @throws {ConfigError} ERR_CONFIG_INVALID when the join token is needed but not configured, or a socket or
+ * listener of the configuration cannot be set up (a directory that cannot be created, a port in use)
+ * @throws {SpiffeError} ERR_SVIDSTORE_FAILED when the SVID stores cannot start
  * @example
  * ```ts
  * const { config } = await loadAgentConfig({ configPath: 'agent.yaml', env: process.env });
@@ -204,14 +262,36 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   const counters = registerAgentMetrics(metrics);
   const storage = new AgentStorage(resolve(config.dataDir));
   let endpoints: WorkloadEndpoints | undefined;
+
+  // What has started, in order; stop() undoes it last first. A step that fails is logged and the rest still run.
+  const cleanups: { readonly name: string; readonly run: (graceMs: number) => Promise<void> }[] = [];
   let stopping: Promise<void> | undefined;
-  let stopRef: ((graceMs?: number) => Promise<void>) | undefined;
+  const stop = (graceMs = 5000): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({}, 'Agent stopping');
+      for (const c of [...cleanups].reverse()) {
+        await c.run(graceMs).catch((err: unknown) => log.error({ err, step: c.name }, 'Stopping failed'));
+      }
+      log.info({}, 'Agent stopped');
+    })();
+    return stopping;
+  };
+  // Set once start-up has finished: before that, a fatal error (a ban) is picked up by the check at the end.
+  let started = false;
+
+  // The start is aborted by the caller, or at once when attestation needs a join token that is not configured.
+  const attestAbort = new AbortController();
+  const callerSignal = opts.signal;
+  const onCallerAbort = () => attestAbort.abort();
+  if (callerSignal?.aborted) attestAbort.abort();
+  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+
   const manager = new IdentityManager({
     trustDomain: config.trustDomain,
     serverAddress: config.serverAddress,
     serverPort: config.serverPort,
     trustBootstrap: config.trustBootstrap,
-    attestor: nodeAttestorOf(config),
+    attestor: nodeAttestorOf(config, attestAbort),
     storage,
     x509SvidCacheMaxSize: config.x509SvidCacheMaxSize,
     jwtSvidCacheMaxSize: config.jwtSvidCacheMaxSize,
@@ -221,8 +301,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     logger: log.child({ subsystem: 'manager' }),
     metrics: counters.manager,
     onFatal: (err) => {
-      if (stopRef === undefined) return; // during start: start() throws it
-      void stopRef(0).finally(() => opts.onFatal?.(err));
+      if (!started) return;
+      void stop(0).finally(() => opts.onFatal?.(err));
     },
   });
   const gauges = {
@@ -243,97 +323,131 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     gauges.ready.set(undefined, manager.ready() ? 1 : 0);
   });
 
-  await manager.start(opts.signal);
-  const early = manager.fatalError;
-  if (early !== undefined) {
-    await manager.stop();
-    throw early;
+  try {
+    // Stopping a manager that failed to start (or never attested) is harmless: its stop is idempotent.
+    cleanups.push({ name: 'manager', run: () => manager.stop() });
+    try {
+      await manager.start(attestAbort.signal);
+    } finally {
+      callerSignal?.removeEventListener('abort', onCallerAbort);
+    }
+    const early = manager.fatalError;
+    if (early !== undefined) throw early;
+
+    const stores = createSvidStores(config.svidStores, config.trustDomain.name);
+    const svidStore =
+      stores.length === 0
+        ? undefined
+        : new SvidStoreService({
+            source: manager,
+            stores,
+            statePath: join(resolve(config.dataDir), 'svidstore-state.json'),
+            logger: log.child({ subsystem: 'svidstore' }),
+          });
+    if (svidStore !== undefined) {
+      cleanups.push({ name: 'svid_stores', run: () => svidStore.stop() });
+      await startStep('cannot start the SVID stores', 'ERR_SVIDSTORE_FAILED', () => svidStore.start());
+    }
+
+    const plugins: WorkloadAttestorPlugin[] = [
+      createUnixAttestor({
+        discoverWorkloadPath: config.workloadAttestors.unix.discoverWorkloadPath,
+        ...(config.workloadAttestors.unix.workloadSizeLimit === undefined
+          ? {}
+          : { workloadSizeLimit: config.workloadAttestors.unix.workloadSizeLimit }),
+      }),
+    ];
+    if (config.workloadAttestors.docker !== undefined) plugins.push(createDockerAttestor());
+    const attestor: EndpointsAttestor = createWorkloadAttestor({ plugins });
+
+    await startStep(
+      `cannot create the directory of socket_path "${config.socketPath}"`,
+      'ERR_CONFIG_INVALID',
+      () => preparePublicSocketDir(config.socketPath),
+    );
+    const eps = createWorkloadEndpoints({
+      provider: manager,
+      attestors: attestor,
+      socketPath: config.socketPath,
+      logger: log.child({ subsystem: 'endpoints' }),
+      sds: { ...config.sds },
+      allowedForeignJwtClaims: config.allowedForeignJwtClaims,
+      allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
+      earlyAttestationMaxAgeMs: config.attestAtConnect ? 100 : 0,
+      onAttestationFailed: () => counters.workloadAttestationFailures.inc(),
+      interceptors: [counters.callInterceptor],
+    });
+    endpoints = eps;
+    // Closing endpoints that never started is a no-op, so a start that fails half-way is undone too.
+    cleanups.push({
+      name: 'endpoints',
+      run: (graceMs) =>
+        eps.close(graceMs).catch((err: unknown) => log.error({ err }, 'Closing the endpoints failed')),
+    });
+    await startStep(
+      `cannot serve the Workload API on socket_path "${config.socketPath}"`,
+      'ERR_CONFIG_INVALID',
+      () => eps.start(),
+    );
+
+    const admin = await startStep(
+      `cannot serve the admin API on admin_socket_path "${config.adminSocketPath}"`,
+      'ERR_CONFIG_INVALID',
+      () => startAdminServer(config.adminSocketPath, () => manager.ready(), metrics),
+    );
+    cleanups.push({
+      name: 'admin',
+      run: async () => {
+        await new Promise<void>((r) => admin.close(() => r()));
+        admin.closeAllConnections();
+        await unlink(config.adminSocketPath).catch(() => {});
+      },
+    });
+    const hc = config.healthChecks;
+    const health = hc.listenerEnabled
+      ? await startStep(
+          `cannot listen on health_checks.bind_address:bind_port "${hc.bindAddress}:${hc.bindPort}"`,
+          'ERR_CONFIG_INVALID',
+          () =>
+            startHealthServer({
+              bindAddress: hc.bindAddress,
+              bindPort: hc.bindPort,
+              livePath: hc.livePath,
+              readyPath: hc.readyPath,
+              ready: () => ({ ok: manager.ready() }),
+            }),
+        )
+      : undefined;
+    if (health !== undefined) cleanups.push({ name: 'health', run: () => health.close() });
+    const m = config.metrics;
+    const metricsServer =
+      m === undefined
+        ? undefined
+        : await startStep(
+            `cannot listen on the metrics address "${m.bindAddress}:${m.bindPort}"`,
+            'ERR_CONFIG_INVALID',
+            () =>
+              startHealthServer({ bindAddress: m.bindAddress, bindPort: m.bindPort, health: false, metrics }),
+          );
+    if (metricsServer !== undefined) cleanups.push({ name: 'metrics', run: () => metricsServer.close() });
+    // Entry syncs and bulk issuance leave megabytes of V8 heap and C heap that would otherwise stay resident.
+    const heapTrimmer = startHeapTrimmer({
+      onTrim: (before, after) =>
+        log.debug({ free_before: before, free_after: after }, 'Returned free heap memory to the system'),
+      onReduce: (size, from) =>
+        log.debug({ heap_bytes: size, grown_from: from }, 'Asked V8 to shrink the JavaScript heap'),
+    });
+    cleanups.push({ name: 'heap_trimmer', run: async () => heapTrimmer.stop() });
+
+    // A ban or eviction that arrived while the rest started (onFatal ignored it): fail the start.
+    const fatal = manager.fatalError;
+    if (fatal !== undefined) throw fatal;
+    started = true;
+    log.info({ socket_path: config.socketPath, admin_socket_path: config.adminSocketPath }, 'Agent started');
+    return { manager, endpoints: eps, health, metricsServer, svidStore, stop };
+  } catch (err) {
+    log.error({ err }, 'Agent start failed');
+    await stop(0);
+    throw err;
   }
-
-  const stores = createSvidStores(config.svidStores, config.trustDomain.name);
-  const svidStore =
-    stores.length === 0
-      ? undefined
-      : new SvidStoreService({
-          source: manager,
-          stores,
-          statePath: join(resolve(config.dataDir), 'svidstore-state.json'),
-          logger: log.child({ subsystem: 'svidstore' }),
-        });
-  await svidStore?.start();
-
-  const plugins: WorkloadAttestorPlugin[] = [
-    createUnixAttestor({
-      discoverWorkloadPath: config.workloadAttestors.unix.discoverWorkloadPath,
-      ...(config.workloadAttestors.unix.workloadSizeLimit === undefined
-        ? {}
-        : { workloadSizeLimit: config.workloadAttestors.unix.workloadSizeLimit }),
-    }),
-  ];
-  if (config.workloadAttestors.docker !== undefined) plugins.push(createDockerAttestor());
-  const attestor: EndpointsAttestor = createWorkloadAttestor({ plugins });
-
-  await preparePublicSocketDir(config.socketPath);
-  const eps = createWorkloadEndpoints({
-    provider: manager,
-    attestors: attestor,
-    socketPath: config.socketPath,
-    logger: log.child({ subsystem: 'endpoints' }),
-    sds: { ...config.sds },
-    allowedForeignJwtClaims: config.allowedForeignJwtClaims,
-    allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
-    earlyAttestationMaxAgeMs: config.attestAtConnect ? 100 : 0,
-    onAttestationFailed: () => counters.workloadAttestationFailures.inc(),
-    interceptors: [counters.callInterceptor],
-  });
-  endpoints = eps;
-  await eps.start();
-
-  const admin = await startAdminServer(config.adminSocketPath, () => manager.ready(), metrics);
-  const hc = config.healthChecks;
-  const health = hc.listenerEnabled
-    ? await startHealthServer({
-        bindAddress: hc.bindAddress,
-        bindPort: hc.bindPort,
-        livePath: hc.livePath,
-        readyPath: hc.readyPath,
-        ready: () => ({ ok: manager.ready() }),
-      })
-    : undefined;
-  const metricsServer =
-    config.metrics === undefined
-      ? undefined
-      : await startHealthServer({
-          bindAddress: config.metrics.bindAddress,
-          bindPort: config.metrics.bindPort,
-          health: false,
-          metrics,
-        });
-  // Entry syncs and bulk issuance leave megabytes of V8 heap and C heap that would otherwise stay resident.
-  const heapTrimmer = startHeapTrimmer({
-    onTrim: (before, after) =>
-      log.debug({ free_before: before, free_after: after }, 'Returned free heap memory to the system'),
-    onReduce: (size, from) =>
-      log.debug({ heap_bytes: size, grown_from: from }, 'Asked V8 to shrink the JavaScript heap'),
-  });
-  log.info({ socket_path: config.socketPath, admin_socket_path: config.adminSocketPath }, 'Agent started');
-
-  const stop = (graceMs = 5000): Promise<void> => {
-    stopping ??= (async () => {
-      log.info({}, 'Agent stopping');
-      heapTrimmer.stop();
-      await eps.close(graceMs).catch((err: unknown) => log.error({ err }, 'Closing the endpoints failed'));
-      await new Promise<void>((r) => admin.close(() => r()));
-      admin.closeAllConnections();
-      await unlink(config.adminSocketPath).catch(() => {});
-      await health?.close();
-      await metricsServer?.close();
-      await svidStore?.stop();
-      await manager.stop();
-      log.info({}, 'Agent stopped');
-    })();
-    return stopping;
-  };
-  stopRef = stop;
-  return { manager, endpoints: eps, health, metricsServer, svidStore, stop };
 }

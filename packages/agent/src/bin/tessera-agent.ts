@@ -11,8 +11,14 @@ import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { type ConfigIssue, ConfigValidationError, loadRawConfig } from '@tessera/common/config';
+import { SpiffeError } from '@tessera/spiffe/errors';
 import { startAgent } from '../agent.js';
-import { AGENT_ENV_PREFIX, loadAgentConfig, validateAgentConfig } from '../config/index.js';
+import {
+  AGENT_ENV_PREFIX,
+  loadAgentAdminSocketPath,
+  loadAgentConfig,
+  validateAgentConfig,
+} from '../config/index.js';
 
 /**
  * Stops V8 from growing its young generation (1 MB semi-spaces by default, up to 16 MB each) unless the
@@ -105,7 +111,11 @@ async function cmdRun(argv: readonly string[]): Promise<number> {
       onFatal: () => fatal(1),
     });
   } catch (err) {
-    process.stderr.write(`tessera-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+    // startAgent has stopped whatever it had started, so the process can end.
+    const code = err instanceof SpiffeError ? ` (${err.code})` : '';
+    process.stderr.write(
+      `tessera-agent: the agent did not start${code}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return 1;
   }
   const signalled = new Promise<number>((r) => {
@@ -159,8 +169,7 @@ async function cmdHealthcheck(argv: readonly string[]): Promise<number> {
   if (typeof f['admin-socket'] === 'string') {
     socket = f['admin-socket'];
   } else if (typeof f.config === 'string') {
-    const { config } = await loadAgentConfig({ configPath: f.config, env: process.env });
-    socket = config.adminSocketPath;
+    socket = await loadAgentAdminSocketPath({ configPath: f.config, env: process.env });
   } else {
     socket = '/tmp/tessera-agent/private/admin.sock';
   }

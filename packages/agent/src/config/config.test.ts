@@ -3,7 +3,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type AgentConfig, loadAgentConfig, redactAgentConfig, validateAgentConfig } from './index.js';
+import {
+  type AgentConfig,
+  loadAgentAdminSocketPath,
+  loadAgentConfig,
+  redactAgentConfig,
+  validateAgentConfig,
+} from './index.js';
 
 const BASE = {
   trust_domain: 'example.org',
@@ -89,6 +95,13 @@ describe('validateAgentConfig', () => {
     assert.equal(c.jwtSvidCacheMaxSize, 1_000_000);
   });
 
+  it('accepts join_token attestation without a token (given to run, or not needed with a stored agent SVID)', () => {
+    assert.deepEqual(valid({ ...without('join_token'), node_attestor: { join_token: {} } }).nodeAttestor, {
+      type: 'join_token',
+    });
+    assert.deepEqual(valid(without('join_token')).nodeAttestor, { type: 'join_token' });
+  });
+
   const bad: { name: string; raw: Record<string, unknown>; path: string; message: RegExp }[] = [
     {
       name: 'no way to trust the server',
@@ -131,12 +144,6 @@ describe('validateAgentConfig', () => {
       raw: { ...BASE, trust_bundle_format: 'spiffe' },
       path: 'trust_bundle_format',
       message: /only used with trust_bundle_url/,
-    },
-    {
-      name: 'no node attestation',
-      raw: without('join_token'),
-      path: '',
-      message: /set join_token or a node_attestor block/,
     },
     {
       name: 'a join token with x509pop',
@@ -268,6 +275,50 @@ describe('loadAgentConfig', () => {
       code: 'ERR_CONFIG_INVALID',
       message:
         /3 problems.*\n {2}server_address: is required\n {2}server_port: must be at most 65535, got 99999\n {2}socket_path: must not be empty$/s,
+    });
+  });
+});
+
+describe('loadAgentAdminSocketPath', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tessera-agent-admin-socket-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads admin_socket_path and ignores every other key, valid or not', async () => {
+    const file = join(dir, 'partial.yaml');
+    await writeFile(
+      file,
+      'admin_socket_path: /run/tessera/private/admin.sock\nserver_port: 99999\nfuture_key: 1\n',
+    );
+    assert.equal(await loadAgentAdminSocketPath({ configPath: file }), '/run/tessera/private/admin.sock');
+  });
+
+  it('returns the default when the key is absent, and takes the environment override', async () => {
+    const file = join(dir, 'empty.yaml');
+    await writeFile(file, 'trust_domain: example.org\n');
+    assert.equal(
+      await loadAgentAdminSocketPath({ configPath: file }),
+      '/tmp/tessera-agent/private/admin.sock',
+    );
+    assert.equal(
+      await loadAgentAdminSocketPath({
+        configPath: file,
+        env: { TESSERA_AGENT_ADMIN_SOCKET_PATH: '/run/a/admin.sock' },
+      }),
+      '/run/a/admin.sock',
+    );
+  });
+
+  it('throws ERR_CONFIG_INVALID naming admin_socket_path when it is invalid', async () => {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'admin_socket_path: ""\n');
+    await assert.rejects(loadAgentAdminSocketPath({ configPath: file }), {
+      code: 'ERR_CONFIG_INVALID',
+      message: /\n {2}admin_socket_path: must not be empty$/,
     });
   });
 });

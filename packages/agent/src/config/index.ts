@@ -3,6 +3,7 @@ export {
   AGENT_ENV_PREFIX,
   type AgentConfig,
   type LoadAgentConfigOptions,
+  loadAgentAdminSocketPath,
   loadAgentConfig,
   type NodeAttestorConfig,
   redactAgentConfig,
@@ -10,4 +11,4 @@ export {
   type ValidateAgentConfigOptions,
   validateAgentConfig,
 } from './load.js';
-export { type AgentConfigFile, agentConfigSchema } from './schema.js';
+export { type AgentConfigFile, agentAdminSocketSchema, agentConfigSchema } from './schema.js';

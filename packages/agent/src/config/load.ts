@@ -7,14 +7,16 @@
 import {
   type ConfigIssue,
   type ConfigResult,
+  ConfigValidationError,
   effectiveMetrics,
   type LoadComponentConfigOptions,
   loadComponentConfig,
+  loadRawConfig,
   type MetricsConfig,
   redactConfig,
   validate,
 } from '@tessera/common/config';
-import { type AgentConfigFile, agentConfigSchema } from './schema.js';
+import { type AgentConfigFile, agentAdminSocketSchema, agentConfigSchema } from './schema.js';
 
 /** Prefix of environment variables that override agent configuration keys (`TESSERA_AGENT_LOG_LEVEL`). */
 export const AGENT_ENV_PREFIX = 'TESSERA_AGENT_';
@@ -142,6 +144,38 @@ export async function loadAgentConfig(
   opts: LoadAgentConfigOptions,
 ): Promise<{ readonly config: AgentConfig; readonly warnings: readonly ConfigIssue[] }> {
   return loadComponentConfig(opts, AGENT_ENV_PREFIX, validateAgentConfig);
+}
+
+/**
+ * Reads only `admin_socket_path` (file, then `TESSERA_AGENT_ADMIN_SOCKET_PATH`), for `tessera-agent healthcheck
+ * --config`: the other keys are neither used nor validated, so a file whose join token is given to `run` with
+ * `--join-token`, or that a newer version extends, still names the socket.
+ *
+ * @returns the admin socket path (the default when the key is absent)
+ * @throws {ConfigValidationError} ERR_CONFIG_INVALID when the file cannot be read or parsed, or
+ * `admin_socket_path` is invalid
+ * @example
+ * ```ts
+ * const socket = await loadAgentAdminSocketPath({ configPath: 'agent.yaml', env: process.env });
+ * ```
+ */
+export async function loadAgentAdminSocketPath(
+  opts: Pick<LoadAgentConfigOptions, 'configPath' | 'env'>,
+): Promise<string> {
+  const raw = await loadRawConfig({ ...opts, envPrefix: AGENT_ENV_PREFIX });
+  const doc = raw.raw;
+  // Only the key this needs; anything else in the document is someone else's concern.
+  const picked =
+    typeof doc === 'object' && doc !== null && !Array.isArray(doc)
+      ? Object.hasOwn(doc, 'admin_socket_path')
+        ? { admin_socket_path: (doc as Record<string, unknown>).admin_socket_path }
+        : {}
+      : doc;
+  const r = validate(agentAdminSocketSchema, picked, { origins: raw.origins });
+  const issues = [...raw.issues.filter((i) => i.path === 'admin_socket_path'), ...r.issues];
+  if (!r.ok || issues.some((i) => i.severity === 'error'))
+    throw new ConfigValidationError(issues, raw.source);
+  return r.value.adminSocketPath;
 }
 
 /**

@@ -42,6 +42,19 @@ const SDS_NAME = {
  */
 const MAX_SVID_CACHE_SIZE = 1_000_000;
 
+const adminSocketPathSchema = socketPath()
+  .default('/tmp/tessera-agent/private/admin.sock')
+  .describe(
+    "Unix socket of the local-only admin API (directory 0700, not inside the public socket's directory)",
+  );
+
+/**
+ * The one key `tessera-agent healthcheck --config` reads, `admin_socket_path`, with the same type and default
+ * as in {@link agentConfigSchema}: the health check must not fail because of keys it does not use (a join
+ * token given only to `run`).
+ */
+export const agentAdminSocketSchema = object({ adminSocketPath: adminSocketPathSchema });
+
 /** The raw schema of the agent configuration file (keys as written, defaults applied). */
 export const agentConfigSchema = object({
   trustDomain: trustDomain().describe('Trust domain of the agent and its server'),
@@ -66,27 +79,27 @@ export const agentConfigSchema = object({
   joinToken: string({ maxBytes: 1024 })
     .secret()
     .optional()
-    .describe('Join token for join_token node attestation'),
+    .describe(
+      'Join token for join_token node attestation, used only to attest (when no usable agent SVID is stored in data_dir): it may be given to run with --join-token instead, and left out once the agent has attested',
+    ),
   nodeAttestor: variant({
-    join_token: object({}).describe('Attest with the join_token key'),
+    join_token: object({}).describe(
+      'Attest with the join_token key; without it, the agent starts only from a usable stored agent SVID',
+    ),
     x509pop: object({
       privateKeyPath: path().describe('PEM private key whose possession is proven'),
       certificatePath: path().describe('PEM certificate of that key, chaining to a CA the server trusts'),
       intermediatesPath: path().optional().describe('PEM intermediates sent with the certificate'),
     }).describe('Attest by proof of possession of an X.509 key'),
   })
-    .optional('(join_token when join_token is set)')
+    .optional('(join_token)')
     .describe('Node attestation method: join_token or x509pop'),
   socketPath: socketPath()
     .default('/tmp/tessera-agent/public/api.sock')
     .describe(
       'Unix socket of the Workload API and Envoy SDS (its directory is made 0777; workloads connect to it)',
     ),
-  adminSocketPath: socketPath()
-    .default('/tmp/tessera-agent/private/admin.sock')
-    .describe(
-      "Unix socket of the local-only admin API (directory 0700, not inside the public socket's directory)",
-    ),
+  adminSocketPath: adminSocketPathSchema,
   dataDir: path()
     .default('./.tessera/agent')
     .describe("Directory of the agent's state (agent SVID, keys, SVID cache)"),
@@ -225,9 +238,8 @@ export const agentConfigSchema = object({
   if (v.nodeAttestor?.type === 'x509pop' && v.joinToken !== undefined) {
     r.error('join_token cannot be combined with the x509pop node attestor', ['join_token']);
   }
-  if (v.nodeAttestor === undefined && v.joinToken === undefined) {
-    r.error('set join_token or a node_attestor block');
-  }
+  // Without join_token or node_attestor the method is join_token, its token required only when the agent must
+  // attest (no usable stored agent SVID): `run --join-token` gives it for the first start, restarts need none.
   const pub = resolvePath(v.socketPath);
   const admin = resolvePath(v.adminSocketPath);
   if (pub === admin) {
