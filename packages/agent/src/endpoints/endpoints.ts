@@ -240,6 +240,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       ...(config.allowedForeignJwtClaims !== undefined
         ? { allowedForeignJwtClaims: config.allowedForeignJwtClaims }
         : {}),
+      allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers === true,
     }),
   );
   if (config.sds?.disabled !== true) {

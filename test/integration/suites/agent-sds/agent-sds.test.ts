@@ -126,10 +126,16 @@ describe('agent-sds: Envoy SDS v3 (default, ROOTCA, ALL) from the built agent', 
     assert.equal(svid.id.toString(), WORKLOAD_ID);
     assert.ok(svid.certificates[0]?.checkPrivateKey(svid.privateKey));
 
-    // ROOTCA: the own trust domain's authorities, equal to the server's bundle.
+    // ROOTCA: the SPIFFE certificate validator config of the own trust domain only, with the server's bundle.
     const vc = byName(secrets, 'ROOTCA').validationContext;
-    assert.equal(vc?.customValidatorConfig, undefined);
-    const rootPem = vc?.trustedCa?.inlineBytes?.toString('utf8') ?? '';
+    assert.equal(vc?.trustedCa, undefined);
+    assert.equal(vc?.customValidatorConfig?.name, 'envoy.tls.cert_validator.spiffe');
+    const rootCfg = decodeAny(SPIFFE_CERT_VALIDATOR_CONFIG_ANY, vc!.customValidatorConfig!.typedConfig!);
+    assert.deepEqual(
+      rootCfg.trustDomains.map((t) => t.name),
+      ['example.org'],
+    );
+    const rootPem = rootCfg.trustDomains[0]?.trustBundle?.inlineBytes?.toString('utf8') ?? '';
     const rootca = X509Bundle.parse(TD, rootPem);
     assert.ok(rootca.equals(bundle), 'ROOTCA is the server bundle');
     assert.equal(verifyX509SvidSync([...svid.certificates], rootca).id.toString(), WORKLOAD_ID);
@@ -219,13 +225,8 @@ describe('agent-sds: Envoy SDS v3 (default, ROOTCA, ALL) from the built agent', 
           s.tlsCertificate?.privateKey?.inlineBytes?.toString('utf8') ?? '',
         );
         assert.equal(verifyX509SvidSync([...svid.certificates], bundle).id.toString(), WORKLOAD_ID);
-      } else if (name === 'ROOTCA') {
-        assert.ok(
-          X509Bundle.parse(TD, s.validationContext?.trustedCa?.inlineBytes?.toString('utf8') ?? '').equals(
-            bundle,
-          ),
-        );
       } else {
+        // ROOTCA and ALL: the SPIFFE certificate validator config (one trust domain here for both).
         const typed = s.validationContext?.customValidatorConfig?.typedConfig;
         assert.ok(typed);
         const cfg = decodeAny(SPIFFE_CERT_VALIDATOR_CONFIG_ANY, typed);

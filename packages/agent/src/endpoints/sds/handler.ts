@@ -134,7 +134,12 @@ function tlsCertificateSecret(name: string, chainDer: Buffer, keyDer: Buffer): S
   };
 }
 
-function trustedCaSecret(name: string, bundle: SpiffeBundle): Secret {
+/**
+ * A validation context of one trust domain: the SPIFFE certificate validator for it when Envoy can use that
+ * validator (it also refuses CA leaves and checks the leaf's trust domain), else the bundle as `trusted_ca`.
+ */
+function bundleSecret(name: string, bundle: SpiffeBundle, spiffeValidator: boolean): Secret {
+  if (spiffeValidator) return spiffeValidatorSecret(name, [bundle]);
   return {
     name,
     validationContext: {
@@ -144,7 +149,7 @@ function trustedCaSecret(name: string, bundle: SpiffeBundle): Secret {
   };
 }
 
-function allBundlesSecret(name: string, bundles: readonly SpiffeBundle[]): Secret {
+function spiffeValidatorSecret(name: string, bundles: readonly SpiffeBundle[]): Secret {
   const sorted = [...bundles].sort((a, b) => a.trustDomain.compare(b.trustDomain));
   return {
     name,
@@ -184,17 +189,19 @@ export function buildSecrets(
     .filter((b) => !b.trustDomain.equals(own.trustDomain))
     .sort((a, b) => a.trustDomain.compare(b.trustDomain));
 
-  if (all || names.has(ownId)) secrets.push(trustedCaSecret(ownId, own));
-  if (!all && names.has(opts.defaultBundleName)) secrets.push(trustedCaSecret(opts.defaultBundleName, own));
+  const spiffe = spiffeValidatorUsable(req, opts);
+  if (all || names.has(ownId)) secrets.push(bundleSecret(ownId, own, spiffe));
+  if (!all && names.has(opts.defaultBundleName))
+    secrets.push(bundleSecret(opts.defaultBundleName, own, spiffe));
   if (!all && names.has(opts.defaultAllBundlesName)) {
-    if (!spiffeValidatorUsable(req, opts)) {
+    if (!spiffe) {
       return grpcError(status.INTERNAL, 'unable to use "SPIFFE validator" on Envoy below 1.17');
     }
-    secrets.push(allBundlesSecret(opts.defaultAllBundlesName, [own, ...federated]));
+    secrets.push(spiffeValidatorSecret(opts.defaultAllBundlesName, [own, ...federated]));
   }
   for (const b of federated) {
     const id = b.trustDomain.idString();
-    if (all || names.has(id)) secrets.push(trustedCaSecret(id, b));
+    if (all || names.has(id)) secrets.push(bundleSecret(id, b, spiffe));
   }
   const seen = new Set<string>();
   snap.svids.forEach((svid, i) => {
@@ -207,6 +214,41 @@ export function buildSecrets(
     }
   });
   return secrets;
+}
+
+/**
+ * The caller's identity snapshot once no SVID of it is being issued (at once, usually); undefined when the call is
+ * cancelled first.
+ */
+function completeSnapshot(
+  provider: WorkloadIdentityProvider,
+  selectors: readonly WorkloadSelector[],
+  call: ServerUnaryCall<DiscoveryRequest, DiscoveryResponse>,
+): Promise<IdentitySnapshot | undefined> {
+  return new Promise((resolve, reject) => {
+    let sub: IdentitySubscription | undefined;
+    let settled = false;
+    const settle = (snap: IdentitySnapshot | undefined): void => {
+      if (settled) return;
+      settled = true;
+      sub?.close();
+      call.off('cancelled', onCancel);
+      resolve(snap);
+    };
+    const onCancel = (): void => settle(undefined);
+    call.on('cancelled', onCancel);
+    try {
+      sub = provider.subscribe(selectors, (next) => {
+        if (!next.pending) settle(next);
+      });
+    } catch (err) {
+      call.off('cancelled', onCancel);
+      reject(err);
+      return;
+    }
+    const current = sub.current();
+    if (!current.pending || call.cancelled) settle(call.cancelled ? undefined : current);
+  });
 }
 
 function encodeResources(secrets: readonly Secret[]): Any[] {
@@ -280,6 +322,9 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
 
       const respond = (force: boolean): void => {
         if (done || lastReq === undefined || snap === undefined) return;
+        // While an SVID of the caller's entries is being issued, nothing is sent: `default` (the first SVID) could
+        // otherwise name another SVID for a moment. The update that completes the set is sent.
+        if (snap.pending) return;
         const built = buildSecrets(lastReq, snap, opts);
         if (isGrpcStatusError(built)) {
           finish(built);
@@ -391,15 +436,14 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
           log.error({ method: 'FetchSecrets', err }, 'Workload attestation failed');
           return callback(grpcError(status.UNAVAILABLE, MSG_ATTESTATION));
         }
-        let snap: IdentitySnapshot;
+        let snap: IdentitySnapshot | undefined;
         try {
-          const sub = options.provider.subscribe(selectors, () => {});
-          snap = sub.current();
-          sub.close();
+          snap = await completeSnapshot(options.provider, selectors, call);
         } catch (err) {
           log.error({ method: 'FetchSecrets', err }, 'Cannot read workload identities');
           return callback(grpcError(status.UNAVAILABLE, 'identities are not available'));
         }
+        if (snap === undefined) return callback(grpcError(status.CANCELLED, 'cancelled'));
         const malformed = malformedRequestError(call.request);
         if (malformed !== undefined) return callback(malformed);
         const built = buildSecrets(call.request, snap, opts);

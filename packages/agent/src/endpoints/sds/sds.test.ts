@@ -174,11 +174,48 @@ describe('Envoy SDS v3 over the peer-tracked Unix socket', () => {
     s.call.end();
   });
 
-  it('serves ROOTCA and the trust domain ID as trusted_ca of the own bundle', async () => {
+  it('serves ROOTCA and the trust domain ID as the SPIFFE validator config of the own trust domain only', async () => {
     const s = new Stream(client);
-    s.send(request(['ROOTCA', 'spiffe://example.org']));
+    s.send(request(['ROOTCA', 'spiffe://example.org', 'spiffe://partner.org']));
     const res = await s.next(1);
     const got = secrets(res);
+    assert.deepEqual(
+      got.map((x) => x.name),
+      ['spiffe://example.org', 'ROOTCA', 'spiffe://partner.org'],
+    );
+    const expected = ['example.org', 'example.org', 'partner.org'];
+    got.forEach((x, i) => {
+      assert.equal(x.validationContext!.trustedCa, undefined);
+      const custom = x.validationContext!.customValidatorConfig!;
+      assert.equal(custom.name, 'envoy.tls.cert_validator.spiffe');
+      const config = decodeAny(SPIFFE_CERT_VALIDATOR_CONFIG_ANY, custom.typedConfig!);
+      // One trust domain each: a leaf of another trust domain does not pass, even when its CA is trusted.
+      assert.deepEqual(
+        config.trustDomains.map((t) => t.name),
+        [expected[i]],
+      );
+      if (i < 2) {
+        const ca = new X509Certificate(config.trustDomains[0]!.trustBundle!.inlineBytes!);
+        assert.equal(ca.fingerprint256, h.provider.ca.certificate.fingerprint256);
+      }
+    });
+    s.call.end();
+  });
+
+  it('serves ROOTCA and the trust domain ID as trusted_ca when the SPIFFE validator is off', async () => {
+    const s = new Stream(client);
+    s.send(
+      request(['ROOTCA', 'spiffe://example.org'], {
+        node: {
+          id: 'e',
+          cluster: 'c',
+          metadata: { disable_spiffe_cert_validation: true },
+          userAgentName: 'envoy',
+          clientFeatures: [],
+        },
+      }),
+    );
+    const got = secrets(await s.next(1));
     assert.deepEqual(
       got.map((x) => x.name),
       ['spiffe://example.org', 'ROOTCA'],
@@ -346,6 +383,44 @@ describe('Envoy SDS v3 over the peer-tracked Unix socket', () => {
   });
 
   it('closes every subscription when streams end', async () => {
+    assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+  });
+});
+
+describe('SDS while an SVID of the caller is being issued', () => {
+  let h: Harness;
+  let client: SdsClient;
+  before(async () => {
+    h = await startHarness();
+    const Ctor = makeGenericClientConstructor(SecretDiscoveryServiceService, 'SecretDiscoveryService');
+    client = new Ctor(h.address, credentials.createInsecure()) as unknown as SdsClient;
+  });
+  after(async () => {
+    client.close();
+    await h.close();
+  });
+
+  it('StreamSecrets and FetchSecrets answer once the set is complete, so "default" is the oldest entry', async () => {
+    h.provider.setEntries([
+      { id: 'e-old', spiffeId: WEB, selectors: [h.selfSelectors[0]!], issued: false },
+      { id: 'e-newer', spiffeId: DB, selectors: [h.selfSelectors[0]!] },
+    ]);
+    const s = new Stream(client);
+    s.send(request(['default']));
+    let fetched: DiscoveryResponse | undefined;
+    client.fetchSecrets(request(['default']), (err, res) => {
+      if (err === null) fetched = res;
+    });
+    await s.quiet(0);
+    assert.equal(fetched, undefined);
+    h.provider.issue('e-old');
+    const [secret] = secrets(await s.next(1));
+    const chain = secret!.tlsCertificate!.certificateChain!.inlineBytes!.toString();
+    assert.match(new X509Certificate(chain).subjectAltName ?? '', /URI:spiffe:\/\/example\.org\/web/);
+    assert.ok(await eventually(() => fetched !== undefined));
+    const [unary] = secrets(fetched!);
+    assert.equal(unary!.tlsCertificate!.certificateChain!.inlineBytes!.toString(), chain);
+    s.call.end();
     assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
   });
 });

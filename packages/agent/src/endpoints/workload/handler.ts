@@ -72,6 +72,11 @@ export interface WorkloadApiHandlerOptions {
    * from a foreign trust domain (SPIRE's `allowed_foreign_jwt_claims`); default none.
    */
   readonly allowedForeignJwtClaims?: readonly string[];
+  /**
+   * Serve bundles (FetchX509Bundles, FetchJWTBundles) to callers without an identity: the trust domain's own
+   * bundle, as no entry of theirs federates (SPIRE's `allow_unauthenticated_verifiers`); default false.
+   */
+  readonly allowUnauthenticatedVerifiers?: boolean;
 }
 
 const MSG_HEADER = 'security header missing from request';
@@ -343,18 +348,27 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   /** What a stream answers a snapshot without an SVID: nothing yet while one is being issued, else refused. */
   const noSvidYet = (snap: IdentitySnapshot): GrpcStatusError | undefined =>
     snap.pending ? undefined : noIdentity();
+  /** The bundle streams' rule: bundles for a caller with an identity (or any caller, when so configured). */
+  const bundlesFor = <Res>(build: (snap: IdentitySnapshot) => Res) =>
+    options.allowUnauthenticatedVerifiers === true
+      ? build
+      : (snap: IdentitySnapshot): Res | GrpcStatusError | undefined =>
+          snap.svids.length > 0 ? build(snap) : noSvidYet(snap);
   const x509Messages = new WeakMap<IdentitySnapshot, X509SVIDResponse>();
 
   return {
     fetchX509Svid(call: ServerWritableStream<X509SVIDRequest, X509SVIDResponse>): void {
       serveStream(call as StreamCall<X509SVIDResponse>, 'FetchX509SVID', (snap) => {
+        // Nothing is sent while an SVID of the caller's entries is being issued: a message without it could name
+        // another SVID as the default (first) one, and change it again a moment later (SPIRE holds updates until
+        // the set is complete, too).
+        if (snap.pending) return undefined;
         // Every cache update is sent (SPIRE): the message is the complete state. Built once per snapshot: all
         // streams of a workload (and a rotation fanned out to them) share the object, and so its encoding.
         let msg = x509Messages.get(snap);
         if (msg === undefined) {
           msg = x509SvidResponse(snap, log);
-          // No SVID: refused, unless one is being issued (then the next snapshot carries it).
-          if (msg === undefined) return noSvidYet(snap);
+          if (msg === undefined) return noIdentity();
           x509Messages.set(snap, msg);
         }
         return msg;
@@ -365,7 +379,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<X509BundlesResponse>,
         'FetchX509Bundles',
-        (snap) => (snap.svids.length > 0 ? x509BundlesResponse(snap) : noSvidYet(snap)),
+        bundlesFor(x509BundlesResponse),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },
@@ -374,7 +388,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(
         call as StreamCall<JWTBundlesResponse>,
         'FetchJWTBundles',
-        (snap) => (snap.svids.length > 0 ? jwtBundlesResponse(snap) : noSvidYet(snap)),
+        bundlesFor(jwtBundlesResponse),
         (a, b) => sameBundleMap(a.bundles, b.bundles),
       );
     },

@@ -158,6 +158,53 @@ describe('Workload API over the peer-tracked Unix socket', () => {
     });
   });
 
+  describe('allow_unauthenticated_verifiers', () => {
+    let open: Harness;
+    before(async () => {
+      open = await startHarness({ allowUnauthenticatedVerifiers: true });
+      // The caller matches no entry; the other entry federates, which must not reach this caller.
+      open.provider.setFederatedBundle('partner.org', [h.provider.ca.certificate]);
+      open.provider.setEntries([
+        {
+          id: 'e-other',
+          spiffeId: DB,
+          selectors: [{ type: 'unix', value: 'uid:424242' }],
+          federatesWith: ['partner.org'],
+        },
+      ]);
+    });
+    after(() => open.close());
+
+    it('serves the own bundle only on FetchX509Bundles and FetchJWTBundles to a caller without an identity', async () => {
+      for (const method of [X509_BUNDLES, JWT_BUNDLES]) {
+        const c = rawClient(open.address);
+        const res = await rawStream(c, method, EMPTY, ['true'], 1);
+        c.close();
+        assert.equal(res.messages.length, 1, method);
+        const decoded =
+          method === X509_BUNDLES
+            ? W.fetchX509Bundles.responseDeserialize(res.messages[0]!)
+            : W.fetchJwtBundles.responseDeserialize(res.messages[0]!);
+        assert.deepEqual(Object.keys(decoded.bundles), ['spiffe://example.org'], method);
+      }
+    });
+
+    it('still refuses FetchX509SVID and FetchJWTSVID without an identity', async () => {
+      const c = rawClient(open.address);
+      const res = await rawStream(c, X509, EMPTY, ['true']);
+      c.close();
+      assert.equal(res.code, status.PERMISSION_DENIED);
+      const jwtClient = new WorkloadApiClient({ address: open.address });
+      try {
+        await assert.rejects(jwtClient.fetchJwtSvid({ audience: 'spiffe://example.org/api' }), {
+          code: 'ERR_WORKLOADAPI_PERMISSION_DENIED',
+        });
+      } finally {
+        jwtClient.close();
+      }
+    });
+  });
+
   describe('attestation failure', () => {
     it('answers Unavailable "workload attestation failed" without detail', async () => {
       entitle();
@@ -436,6 +483,45 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         assert.equal(msg.svids.length, 1);
         assert.equal(msg.svids[0]?.spiffeId, WEB);
         assert.equal(msg.svids[0]?.hint, 'new');
+      } finally {
+        c.close();
+      }
+    });
+
+    it('sends nothing while the SVID of its oldest entry is being issued, then the whole set, oldest first', async () => {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      // e-old is the default identity (first); its SVID is not issued yet, e-newer's is.
+      h.provider.setEntries([
+        { id: 'e-old', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'old', issued: false },
+        { id: 'e-newer', spiffeId: DB, selectors: [h.selfSelectors[0]!], hint: 'newer' },
+      ]);
+      const c = rawClient(h.address);
+      try {
+        const messages: Buffer[] = [];
+        const s = c.makeServerStreamRequest(
+          X509,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          EMPTY,
+          (() => {
+            const m = new Metadata();
+            m.set('workload.spiffe.io', 'true');
+            return m;
+          })(),
+        );
+        s.on('data', (m: Buffer) => messages.push(m));
+        s.on('error', () => {});
+        assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
+        await new Promise((r) => setTimeout(r, 150));
+        assert.equal(messages.length, 0, 'no message names e-newer the default while e-old is pending');
+        h.provider.issue('e-old');
+        assert.ok(await eventually(() => messages.length === 1));
+        const msg = W.fetchX509Svid.responseDeserialize(messages[0]!);
+        assert.deepEqual(
+          msg.svids.map((x) => x.spiffeId),
+          [WEB, DB],
+        );
+        s.cancel();
       } finally {
         c.close();
       }
