@@ -655,8 +655,8 @@ describe('IdentityManager', () => {
     });
     try {
       await assert.rejects(m.start(ac.signal), {
-        code: 'ERR_NODE_ATTESTATION_FAILED',
-        message: /^agent: node attestation failed: ENOENT: no such file or directory, open '.*missing\.crt'$/,
+        code: 'ERR_NODE_ATTESTATION_INVALID',
+        message: /^nodeattestor\(x509pop\): cannot read certificate_path ".*missing\.crt": ENOENT$/,
       });
     } finally {
       clearTimeout(timer);

@@ -79,6 +79,18 @@ describe('x509pop attestor', () => {
         code: 'ERR_NODE_ATTESTATION_INVALID',
         message: /does not match certificate/,
       });
+
+      // Missing files: a coded error naming the config key and the file.
+      rmSync(join(dir, 'inter.crt'));
+      await assert.rejects(a.payload(), {
+        code: 'ERR_NODE_ATTESTATION_INVALID',
+        message: /cannot read intermediates_path ".*inter\.crt": ENOENT/,
+      });
+      rmSync(join(dir, 'node.crt'));
+      await assert.rejects(a.payload(), {
+        code: 'ERR_NODE_ATTESTATION_INVALID',
+        message: /cannot read certificate_path ".*node\.crt": ENOENT/,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -92,17 +92,33 @@ export function createX509PopAttestor(files: X509PopAttestorFiles): AgentNodeAtt
       );
     }
   };
+  /** A certificate file's text; a read failure names the file and its config key. */
+  const readCerts = async (path: string, key: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new SpiffeError(
+        'ERR_NODE_ATTESTATION_INVALID',
+        `nodeattestor(x509pop): cannot read ${key} "${path}": ${code}`,
+        { cause: err },
+      );
+    }
+  };
   return {
     type: X509POP_TYPE,
     async payload() {
       const leafChain = parsePemCertificates(
-        await readFile(files.certificatePath, 'utf8'),
+        await readCerts(files.certificatePath, 'certificate_path'),
         'certificate_path',
       );
       const chain = [...leafChain];
       if (files.intermediatesPath !== undefined) {
         chain.push(
-          ...parsePemCertificates(await readFile(files.intermediatesPath, 'utf8'), 'intermediates_path'),
+          ...parsePemCertificates(
+            await readCerts(files.intermediatesPath, 'intermediates_path'),
+            'intermediates_path',
+          ),
         );
       }
       key = await loadKey();
