@@ -207,6 +207,8 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       staticRelationships: relationshipsFromConfig(config.federation),
       logger: fedLog,
     });
+    // Closed on every exit path: a RefreshBundle during the start can already start polls.
+    cleanups.push(() => poller.close());
     const ctx: ApiContext = {
       federation: poller,
       trustDomain: config.trustDomain,
@@ -295,7 +297,6 @@ export async function startServer(opts: StartServerOptions): Promise<TesseraServ
       cleanups.push(() => ep.close());
     }
     poller.start();
-    cleanups.push(() => poller.close());
 
     // Serverless remote attestation (off unless the `serverless` section is configured).
     if (config.serverless !== undefined) {

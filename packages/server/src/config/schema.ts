@@ -170,9 +170,11 @@ export const serverConfigSchema = object({
           servingCertFile: object({
             certFilePath: path().describe('PEM certificate chain the endpoint presents, leaf first'),
             keyFilePath: path().describe('PEM private key of the leaf certificate'),
-            fileSyncInterval: duration({ min: '1s' })
+            fileSyncInterval: duration({ min: '1s', max: '24d' })
               .defaultRaw('1m')
-              .describe('How often both files are checked for a new certificate (kept on a failed reload)'),
+              .describe(
+                'How often both files are checked for a new certificate, at most 24d (kept on a failed reload)',
+              ),
           }).describe('A Web PKI certificate and key read from files (ACME is not supported)'),
         }).describe('The endpoint presents a Web PKI certificate, checked by clients against their roots'),
       })

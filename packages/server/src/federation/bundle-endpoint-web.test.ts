@@ -231,5 +231,13 @@ describe('bundle endpoint https_web: bad configuration', () => {
         },
       }).some((e) => e.includes('file_sync_interval')),
     );
+    // Above 2^31-1 ms, Node would run the check every millisecond.
+    assert.ok(
+      errorsOf({
+        https_web: {
+          serving_cert_file: { cert_file_path: 'c', key_file_path: 'k', file_sync_interval: '25d' },
+        },
+      }).some((e) => e.includes('file_sync_interval') && e.includes('at most')),
+    );
   });
 });
