@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
@@ -612,6 +612,9 @@ describe('IdentityManager', () => {
     assert.equal(sub.current().svids.length, 0, 'expired workload SVIDs are dropped');
     await ctx.server.start(port);
     await m.tick();
+    assert.equal(ctx.server.calls.attest, 1, 'no new attempt within the 500 ms backoff');
+    ctx.t += 600;
+    await m.tick();
     assert.equal(fatal, undefined);
     assert.equal(ctx.server.calls.attest, 2, 'attested again instead of renewing an expired SVID');
     assert.notEqual(m.agentSvid?.certificates[0]?.serialNumber, firstSerial);
@@ -619,6 +622,28 @@ describe('IdentityManager', () => {
     await m.tick();
     assert.equal(sub.current().svids.length, 1, 'serves again with the new agent SVID');
     sub.close();
+  });
+
+  it('retries a re-attestation that failed on a local fault (a certificate file being replaced) with backoff, and does not stop', async () => {
+    let fatal: Error | undefined;
+    const log = capturingLogger();
+    const m = manager({ attestor: x509PopAttestor('node4'), onFatal: (e) => (fatal = e), logger: log });
+    await m.start();
+    const crt = join(ctx.dir, 'node4.crt');
+    renameSync(crt, `${crt}.new`);
+    ctx.t += 2 * 3600_000;
+    for (let i = 0; i < 5; i++) await m.tick(); // one attempt: the next ones wait for the backoff
+    assert.equal(fatal, undefined, 'a local fault does not stop the agent');
+    assert.equal(ctx.server.calls.attest, 1);
+    const failures = log.lines.filter((l) => l.includes('Re-attestation failed; retrying later'));
+    assert.equal(failures.length, 1);
+    assert.match(failures[0] ?? '', /^error .*cannot read certificate_path/);
+    renameSync(`${crt}.new`, crt);
+    ctx.t += 600;
+    await m.tick();
+    assert.equal(fatal, undefined);
+    assert.equal(ctx.server.calls.attest, 2);
+    assert.ok(m.ready());
   });
 
   it('stops, deletes its state and reports when its join_token agent SVID expired during an outage', async () => {
@@ -798,6 +823,8 @@ describe('IdentityManager', () => {
       sub.current().svids.map((s) => s.spiffeId),
       ['spiffe://example.org/web'],
     );
+    // The refused entry is left out, not waited for: the Workload API and SDS hold a pending snapshot back.
+    assert.equal(sub.current().pending, undefined, 'a refused entry does not make the snapshot pending');
     for (let i = 0; i < 200; i++) {
       ctx.t += 1000;
       await m.tick();

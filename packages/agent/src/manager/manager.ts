@@ -226,6 +226,9 @@ const ISSUE_BATCH = 500;
 const ISSUE_RETRY_MIN_MS = 1000;
 /** Longest wait between tries of a refused entry. */
 const ISSUE_RETRY_MAX_MS = 60_000;
+/** Re-attestation after a failure that may pass: 500 ms, doubling, at most 10 s (as the first attestation). */
+const REATTEST_RETRY_MIN_MS = 500;
+const REATTEST_RETRY_MAX_MS = 10_000;
 const RECENT_SNAPSHOTS = 256;
 
 /**
@@ -420,6 +423,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
   #lastEntrySyncMs = Number.NEGATIVE_INFINITY;
   #lastBundleSyncMs = Number.NEGATIVE_INFINITY;
   #issueBackoffUntilMs = 0;
+  /** Backoff of re-attestation after a failure that may pass (unreachable server, local fault). */
+  #reattestDelayMs = 0;
+  #reattestRetryAtMs = 0;
+  /** When the last "cannot persist" error was logged (it is retried every round; logged once a minute). */
+  #persistErrorLoggedMs = Number.NEGATIVE_INFINITY;
   /** Per-entry backoff after the server refused (or returned an unusable) SVID, by entry ID. */
   #entryBackoff = new Map<string, IssueBackoff>();
   readonly #runner = new CoalescingRunner({
@@ -653,17 +661,33 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
    * be reached is retried at the next round; a refusal stops the agent. Returns whether it succeeded.
    */
   async #reattest(): Promise<boolean> {
+    const nowMs = this.#now().getTime();
+    if (nowMs < this.#reattestRetryAtMs) return false;
     try {
       await this.#attest();
       this.#openClient();
+      this.#reattestDelayMs = 0;
+      this.#reattestRetryAtMs = 0;
       return true;
     } catch (e) {
-      if (classifyServerError(e) === 'unavailable')
-        this.#log.warn({ err: e }, 'Re-attestation failed; retrying later');
-      else
+      const kind = classifyServerError(e);
+      const refused = kind === 'banned' || typeof (e as { code?: unknown } | null)?.code === 'number';
+      if (refused && kind !== 'unavailable') {
+        // The server answered and refused: attesting again would be refused again.
         await this.#fatal(
           new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: re-attestation failed', { cause: e }),
         );
+        return false;
+      }
+      // The server cannot be reached, or a local fault (a certificate file being replaced): retried with backoff.
+      this.#reattestDelayMs = Math.min(
+        Math.max(REATTEST_RETRY_MIN_MS, this.#reattestDelayMs * 2),
+        REATTEST_RETRY_MAX_MS,
+      );
+      this.#reattestRetryAtMs = nowMs + this.#reattestDelayMs;
+      const fields = { err: e, retry_in_ms: this.#reattestDelayMs };
+      if (kind === 'unavailable') this.#log.warn(fields, 'Re-attestation failed; retrying later');
+      else this.#log.error(fields, 'Re-attestation failed; retrying later');
       return false;
     }
   }
@@ -833,7 +857,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       this.#agentStateUnsaved = false;
     } catch (err) {
       this.#agentStateUnsaved = true;
-      this.#log.error({ err }, 'Cannot persist the agent state; retrying at the next round');
+      const nowMs = this.#now().getTime();
+      if (nowMs - this.#persistErrorLoggedMs >= 60_000) {
+        this.#persistErrorLoggedMs = nowMs;
+        this.#log.error({ err }, 'Cannot persist the agent state; retrying at every round');
+      }
     }
   }
 
@@ -1532,7 +1560,10 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (s === undefined || s.stale) {
         // A stale SVID (entry changed) is still served until its replacement arrives, unless its ID changed.
         if (s === undefined || s.spiffeId !== e.spiffeId) {
-          pending = true;
+          // Being issued: the snapshot is incomplete, and streams wait for the complete one. An entry the server
+          // refused is left out until a retry succeeds: waiting for it would hold the workload's other SVIDs
+          // (and their rotations) for as long as the server refuses it.
+          if (this.#entryBackoff.get(e.id)?.entry !== e) pending = true;
           continue;
         }
       }
