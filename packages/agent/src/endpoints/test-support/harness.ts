@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, type ClientReadableStream, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { WorkloadSelector } from '../../attestor/workload/workload-attestor.js';
 import type { PeerInfo } from '../../peertracker/index.js';
 import {
@@ -103,6 +103,16 @@ function metadataWith(header: readonly string[] | undefined): Metadata {
   return md;
 }
 
+/** Opens a server-streaming call with raw request bytes and these `workload.spiffe.io` values; the caller reads it. */
+export function openRawStream(
+  client: Client,
+  method: string,
+  request: Buffer,
+  header: readonly string[] | undefined = ['true'],
+): ClientReadableStream<Buffer> {
+  return client.makeServerStreamRequest(method, identity, identity, request, metadataWith(header));
+}
+
 /**
  * Calls a server-streaming method with raw request bytes, collects messages until the status, or until
  * `take` messages arrived (then cancels).
@@ -116,7 +126,7 @@ export function rawStream(
 ): Promise<RawResult> {
   return new Promise((resolve) => {
     const messages: Buffer[] = [];
-    const call = client.makeServerStreamRequest(method, identity, identity, request, metadataWith(header));
+    const call = openRawStream(client, method, request, header);
     call.on('data', (m: Buffer) => {
       messages.push(m);
       if (messages.length >= take) {

@@ -18,6 +18,7 @@ import {
   eventually,
   fdCount,
   type Harness,
+  openRawStream,
   rawClient,
   rawStream,
   rawUnary,
@@ -457,17 +458,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       const c = rawClient(h.address);
       try {
         const first = new Promise<Buffer>((resolve, reject) => {
-          const s = c.makeServerStreamRequest(
-            X509,
-            (b: Buffer) => b,
-            (b: Buffer) => b,
-            EMPTY,
-            (() => {
-              const m = new Metadata();
-              m.set('workload.spiffe.io', 'true');
-              return m;
-            })(),
-          );
+          const s = openRawStream(c, X509, EMPTY);
           s.once('data', (m: Buffer) => {
             resolve(m);
             s.cancel();
@@ -498,17 +489,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       const c = rawClient(h.address);
       try {
         const messages: Buffer[] = [];
-        const s = c.makeServerStreamRequest(
-          X509,
-          (b: Buffer) => b,
-          (b: Buffer) => b,
-          EMPTY,
-          (() => {
-            const m = new Metadata();
-            m.set('workload.spiffe.io', 'true');
-            return m;
-          })(),
-        );
+        const s = openRawStream(c, X509, EMPTY);
         s.on('data', (m: Buffer) => messages.push(m));
         s.on('error', () => {});
         assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
