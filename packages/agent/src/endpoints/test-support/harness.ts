@@ -103,12 +103,15 @@ function metadataWith(header: readonly string[] | undefined): Metadata {
   return md;
 }
 
-/** Opens a server-streaming call with raw request bytes and these `workload.spiffe.io` values; the caller reads it. */
+/**
+ * Opens a server-streaming call with raw request bytes and these `workload.spiffe.io` values (none when
+ * undefined); the caller reads it.
+ */
 export function openRawStream(
   client: Client,
   method: string,
   request: Buffer,
-  header: readonly string[] | undefined = ['true'],
+  header: readonly string[] | undefined,
 ): ClientReadableStream<Buffer> {
   return client.makeServerStreamRequest(method, identity, identity, request, metadataWith(header));
 }

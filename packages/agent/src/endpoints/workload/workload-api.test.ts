@@ -458,7 +458,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       const c = rawClient(h.address);
       try {
         const first = new Promise<Buffer>((resolve, reject) => {
-          const s = openRawStream(c, X509, EMPTY);
+          const s = openRawStream(c, X509, EMPTY, ['true']);
           s.once('data', (m: Buffer) => {
             resolve(m);
             s.cancel();
@@ -489,7 +489,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       const c = rawClient(h.address);
       try {
         const messages: Buffer[] = [];
-        const s = openRawStream(c, X509, EMPTY);
+        const s = openRawStream(c, X509, EMPTY, ['true']);
         s.on('data', (m: Buffer) => messages.push(m));
         s.on('error', () => {});
         assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
