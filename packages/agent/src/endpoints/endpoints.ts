@@ -224,6 +224,9 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
     if (peer === undefined) throw new Error('endpoints: call did not arrive through the peer tracker');
     return early.attest(peer);
   };
+  // The pinned peer (pidfd) of a call's connection still runs: a process that inherited the connection from the
+  // attested one, which exited, gets no further SVIDs on its streams.
+  const callerAlive = (call: { getPeer(): string }): boolean => peerInfoOf(call)?.isAlive() ?? false;
   const grpcServer = new Server({
     ...serverOptions(maxReceive),
     ...(config.interceptors === undefined || config.interceptors.length === 0
@@ -241,6 +244,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
         ? { allowedForeignJwtClaims: config.allowedForeignJwtClaims }
         : {}),
       allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers === true,
+      callerAlive,
     }),
   );
   if (config.sds?.disabled !== true) {
@@ -249,6 +253,7 @@ export function createWorkloadEndpoints(config: WorkloadEndpointsConfig): Worklo
       createSdsHandlers({
         provider: config.provider,
         attestCaller: (call) => attestCaller(call as AttestableCall),
+        callerAlive,
         logger: log,
         ...(config.sds !== undefined ? { options: config.sds } : {}),
       }),

@@ -134,3 +134,6 @@ export class LatestStatePump<T> {
     this.#hasPending = false;
   }
 }
+
+/** Why a stream ends when the attested process is gone (the client reconnects and is attested again). */
+export const MSG_CALLER_EXITED = 'the attested caller process has exited';

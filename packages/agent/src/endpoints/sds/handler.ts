@@ -34,6 +34,7 @@ import {
   grpcError,
   isGrpcStatusError,
   LatestStatePump,
+  MSG_CALLER_EXITED,
   malformedRequestError,
   nullLogger,
 } from '../stream.js';
@@ -67,6 +68,11 @@ export interface SdsHandlerOptions {
   readonly options?: SdsOptions;
   /** Nonce generator (default 4 random bytes as 8 hex chars); tests may inject a deterministic one. */
   readonly nonce?: () => string;
+  /**
+   * Whether the process that was attested for a call still runs; checked before each push after the first, so
+   * that SVIDs do not go on to a process that inherited the connection (default: always true).
+   */
+  readonly callerAlive?: (call: ServerDuplexStream<unknown, unknown>) => boolean;
 }
 
 const MSG_ATTESTATION = 'workload attestation failed';
@@ -295,6 +301,7 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
     defaultAllBundlesName: o.defaultAllBundlesName ?? 'ALL',
   };
   const nonce = options.nonce ?? (() => randomBytes(4).toString('hex'));
+  const callerAlive = options.callerAlive ?? (() => true);
 
   return {
     streamSecrets(call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
@@ -325,6 +332,10 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
         // While an SVID of the caller's entries is being issued, nothing is sent: `default` (the first SVID) could
         // otherwise name another SVID for a moment. The update that completes the set is sent.
         if (snap.pending) return;
+        if (lastSent !== undefined && !callerAlive(call as ServerDuplexStream<unknown, unknown>)) {
+          finish(grpcError(status.UNAVAILABLE, MSG_CALLER_EXITED));
+          return;
+        }
         const built = buildSecrets(lastReq, snap, opts);
         if (isGrpcStatusError(built)) {
           finish(built);

@@ -41,6 +41,7 @@ import {
   grpcError,
   isGrpcStatusError,
   LatestStatePump,
+  MSG_CALLER_EXITED,
   malformedRequestError,
   nullLogger,
 } from '../stream.js';
@@ -77,6 +78,11 @@ export interface WorkloadApiHandlerOptions {
    * bundle, as no entry of theirs federates (SPIRE's `allow_unauthenticated_verifiers`); default false.
    */
   readonly allowUnauthenticatedVerifiers?: boolean;
+  /**
+   * Whether the process that was attested for a call still runs; checked before each stream message after the
+   * first, so that SVIDs do not go on to a process that inherited the connection (default: always true).
+   */
+  readonly callerAlive?: (call: AttestableCall) => boolean;
 }
 
 const MSG_HEADER = 'security header missing from request';
@@ -255,6 +261,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
   const log = options.logger ?? nullLogger;
   const now = options.now ?? (() => new Date());
   const allowedForeign = new Set(options.allowedForeignJwtClaims ?? []);
+  const callerAlive = options.callerAlive ?? (() => true);
 
   /** The InvalidArgument status for a call without the security header or with an undecodable request. */
   function refuseRequest(call: AttestableCall): GrpcStatusError | undefined {
@@ -323,6 +330,10 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
           return;
         }
         if (same !== undefined && last !== undefined && same(last, msg)) return;
+        if (last !== undefined && !callerAlive(call as AttestableCall)) {
+          finish(grpcError(status.UNAVAILABLE, MSG_CALLER_EXITED));
+          return;
+        }
         last = msg;
         pump.push(msg);
       };

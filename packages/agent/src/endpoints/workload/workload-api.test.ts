@@ -738,6 +738,48 @@ describe('Workload API over the peer-tracked Unix socket', () => {
     });
   });
 
+  describe('a connection that outlives the attested process', () => {
+    it('ends the stream with Unavailable at the next update instead of sending SVIDs to the process that inherited it', async () => {
+      entitle();
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      // Process A opens a FetchX509SVID stream, hands its socket to a child B (fd 3), and exits. B keeps the
+      // connection open but is not the process the agent attested.
+      const script = `
+        const http2 = require('node:http2');
+        const net = require('node:net');
+        const { spawn } = require('node:child_process');
+        let sock;
+        const session = http2.connect('http://localhost', { createConnection: () => (sock = net.connect(process.argv[1])) });
+        const req = session.request({ ':method': 'POST', ':path': '/SpiffeWorkloadAPI/FetchX509SVID',
+          'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true' });
+        req.end(Buffer.alloc(5));
+        req.once('data', () => {
+          const b = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: ['ignore', 'ignore', 'ignore', sock] });
+          process.stdout.write(String(b.pid) + '\\n', () => process.exit(0));
+        });`;
+      const a = spawn(process.execPath, ['-e', script, h.socketPath], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      a.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      await new Promise((r) => a.once('exit', r));
+      const childPid = Number(out.trim());
+      assert.ok(childPid > 0, `process A printed its child's pid: ${JSON.stringify(out)}`);
+      try {
+        assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
+        h.provider.rotate();
+        assert.ok(
+          await eventually(() => h.provider.openSubscriptions === 0),
+          'the stream of the exited caller ended at the rotation',
+        );
+      } finally {
+        process.kill(childPid, 'SIGKILL');
+      }
+    });
+  });
+
   describe('clients that vanish', () => {
     it('releases the streams, subscriptions and file descriptors of 100 killed clients', async () => {
       entitle();
