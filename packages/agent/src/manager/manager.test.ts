@@ -795,6 +795,46 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
+  it('waits for an entry the server failed to sign (Internal) without holding the others back, and not for one it refused', async () => {
+    let code: number = status.INTERNAL;
+    const m = manager({
+      clientFactory: (c) => {
+        const client = new ServerClient(c);
+        const sign = client.batchNewX509Svid.bind(client);
+        client.batchNewX509Svid = async (params) => {
+          const results = await sign(params);
+          return results.map((r, i) =>
+            params[i]?.entryId === 'e2'
+              ? { status: { code, message: 'signing failed' }, svid: undefined }
+              : r,
+          );
+        };
+        return client;
+      },
+    });
+    await m.start();
+    const sub = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], () => {});
+    // Internal: a passing failure. Waited for (pending), but not being issued while it backs off (not issuing),
+    // so the endpoints send the web SVID meanwhile.
+    assert.deepEqual(
+      sub.current().svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/web'],
+    );
+    assert.equal(sub.current().pending, true);
+    assert.equal(sub.current().issuing, undefined);
+    sub.close();
+    // PermissionDenied: a refusal. Not waited for at all.
+    code = status.PERMISSION_DENIED;
+    ctx.server.setEntries(
+      ctx.server.entries.map((e) => (e.id === 'e2' ? { ...e, revision: 5n } : e)),
+      true,
+    );
+    await m.syncNow();
+    const sub2 = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], () => {});
+    assert.equal(sub2.current().pending, undefined);
+    sub2.close();
+  });
+
   it('backs off per entry when the server refuses its SVID (1 s doubling to 60 s), without delaying the others', async () => {
     const refused: number[] = []; // seconds since start of each request for e2, which the server refuses
     let t0 = 0;

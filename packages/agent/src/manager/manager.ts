@@ -9,7 +9,7 @@
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Entry, WatchAuthorizedEntriesResponse, X509SVID } from '@tessera/common/api';
 import { buildCsr, buildP256Csr, certificateSpkiDer, type P256KeyDer, pkcs8Der } from '@tessera/common/x509';
 import { SpiffeBundle, X509Bundle } from '@tessera/spiffe/bundle';
@@ -165,6 +165,12 @@ interface IssueBackoff {
   readonly entry: CachedEntry;
   readonly failures: number;
   readonly untilMs: number;
+  /**
+   * The server refused the entry for good (PermissionDenied, InvalidArgument, NotFound) or returned an unusable
+   * SVID: its workloads do not wait for it. Otherwise (Internal, FailedPrecondition…) they wait, but do not hold
+   * the SVIDs they have back while it backs off.
+   */
+  readonly refused: boolean;
 }
 
 interface Sub {
@@ -227,6 +233,18 @@ const ISSUE_RETRY_MIN_MS = 1000;
 /** Longest wait between tries of a refused entry. */
 const ISSUE_RETRY_MAX_MS = 60_000;
 /** Re-attestation after a failure that may pass: 500 ms, doubling, at most 10 s (as the first attestation). */
+/** gRPC codes of a per-entry SVID result that mean the server will not sign it (not a passing failure). */
+const REFUSALS: ReadonlySet<number> = new Set([
+  grpcStatus.INVALID_ARGUMENT,
+  grpcStatus.NOT_FOUND,
+  grpcStatus.PERMISSION_DENIED,
+]);
+/** gRPC codes with which the server refuses an attestation (anything else is retried). */
+const ATTESTATION_REFUSALS: ReadonlySet<number> = new Set([
+  grpcStatus.INVALID_ARGUMENT,
+  grpcStatus.PERMISSION_DENIED,
+  grpcStatus.UNAUTHENTICATED,
+]);
 const REATTEST_RETRY_MIN_MS = 500;
 const REATTEST_RETRY_MAX_MS = 10_000;
 const RECENT_SNAPSHOTS = 256;
@@ -596,7 +614,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     this.#dropExpired(nowMs);
     if (nowMs >= this.#issueBackoffUntilMs) {
       const ok = await this.#guard('svid issuance', () => this.#issueNeeded());
-      if (!ok) this.#issueBackoffUntilMs = nowMs + Math.min(this.#pollMs, 5000);
+      if (!ok) {
+        this.#issueBackoffUntilMs = nowMs + Math.min(this.#pollMs, 5000);
+        // Nothing is being issued now: workloads held back for a missing SVID get the SVIDs there are.
+        this.#refreshGroups();
+      }
     }
     this.#pruneJwt(nowMs);
   }
@@ -671,15 +693,17 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       return true;
     } catch (e) {
       const kind = classifyServerError(e);
-      const refused = kind === 'banned' || typeof (e as { code?: unknown } | null)?.code === 'number';
-      if (refused && kind !== 'unavailable') {
+      const code = (e as { code?: unknown } | null)?.code;
+      const refused = kind === 'banned' || (typeof code === 'number' && ATTESTATION_REFUSALS.has(code));
+      if (refused) {
         // The server answered and refused: attesting again would be refused again.
         await this.#fatal(
           new SpiffeError('ERR_NODE_ATTESTATION_FAILED', 'agent: re-attestation failed', { cause: e }),
         );
         return false;
       }
-      // The server cannot be reached, or a local fault (a certificate file being replaced): retried with backoff.
+      // The server cannot be reached or failed (Internal: its datastore), or a local fault (a certificate file
+      // being replaced): retried with backoff.
       this.#reattestDelayMs = Math.min(
         Math.max(REATTEST_RETRY_MIN_MS, this.#reattestDelayMs * 2),
         REATTEST_RETRY_MAX_MS,
@@ -1049,11 +1073,12 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       this.#watch = undefined;
       this.#watchUp = false;
       const code = (err as { code?: unknown } | undefined)?.code;
-      this.#watchRetryAtMs = this.#now().getTime() + (code === status.UNIMPLEMENTED ? 60_000 : this.#pollMs);
+      this.#watchRetryAtMs =
+        this.#now().getTime() + (code === grpcStatus.UNIMPLEMENTED ? 60_000 : this.#pollMs);
       if (err !== undefined) {
         const kind = classifyServerError(err);
         if (kind === 'banned' || kind === 'not_attested') void this.#onServerError('entry watch', err);
-        else if (code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED) {
+        else if (code === grpcStatus.PERMISSION_DENIED || code === grpcStatus.UNAUTHENTICATED) {
           // Refused without a reason we recognize (e.g. "no longer attested" after a ban or an eviction): sync
           // at once, so the next server call says which, instead of serving until the next poll.
           this.#log.warn({ err }, 'Entry watch refused by the server; syncing now');
@@ -1420,12 +1445,15 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     return nowMs < b.untilMs;
   }
 
-  /** Delays the next try of `e` after a failed SVID request: 1 s, doubling per failure, at most 60 s. */
-  #backOff(e: CachedEntry, nowMs: number): void {
+  /**
+   * Delays the next try of `e` after a failed SVID request: 1 s, doubling per failure, at most 60 s. `refused`:
+   * the failure is a refusal (see {@link IssueBackoff.refused}).
+   */
+  #backOff(e: CachedEntry, nowMs: number, refused: boolean): void {
     const prev = this.#entryBackoff.get(e.id);
     const failures = prev?.entry === e ? prev.failures + 1 : 1;
     const delay = Math.min(ISSUE_RETRY_MIN_MS * 2 ** Math.min(failures - 1, 30), ISSUE_RETRY_MAX_MS);
-    this.#entryBackoff.set(e.id, { entry: e, failures, untilMs: nowMs + delay });
+    this.#entryBackoff.set(e.id, { entry: e, failures, untilMs: nowMs + delay, refused });
   }
 
   async #issueNeeded(): Promise<void> {
@@ -1490,7 +1518,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (this.#entries.get(entry.id) !== entry) continue; // changed meanwhile; next round handles it
       if (r.status !== undefined && r.status.code !== 0) {
         failures++;
-        this.#backOff(entry, nowMs);
+        this.#backOff(entry, nowMs, REFUSALS.has(r.status.code));
         this.#log.warn(
           { entry_id: entry.id, code: r.status.code, message: r.status.message },
           'Server refused to sign an SVID',
@@ -1499,7 +1527,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       }
       if (r.svid === undefined) {
         failures++;
-        this.#backOff(entry, nowMs);
+        this.#backOff(entry, nowMs, true);
         continue;
       }
       try {
@@ -1517,7 +1545,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         this.#entryBackoff.delete(entry.id);
       } catch (err) {
         failures++;
-        this.#backOff(entry, nowMs);
+        this.#backOff(entry, nowMs, true);
         this.#log.error({ err, entry_id: entry.id }, 'Server returned an unusable SVID');
       }
     }
@@ -1549,6 +1577,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
     const hints = new Set<string>();
     const federated = new Map<string, SpiffeBundle>();
     let pending = false;
+    let issuing = false;
     for (const id of entryIds) {
       const e = this.#entries.get(id);
       if (e === undefined) continue;
@@ -1560,10 +1589,15 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       if (s === undefined || s.stale) {
         // A stale SVID (entry changed) is still served until its replacement arrives, unless its ID changed.
         if (s === undefined || s.spiffeId !== e.spiffeId) {
-          // Being issued: the snapshot is incomplete, and streams wait for the complete one. An entry the server
-          // refused is left out until a retry succeeds: waiting for it would hold the workload's other SVIDs
-          // (and their rotations) for as long as the server refuses it.
-          if (this.#entryBackoff.get(e.id)?.entry !== e) pending = true;
+          // Missing. An entry the server refused is left out until a retry succeeds; any other is waited for
+          // (`pending`), and its SVID is being issued (`issuing`: a partial set is held back) unless the entry or
+          // the whole issuance backs off after a failure, when the SVIDs there are go out meanwhile.
+          const b = this.#entryBackoff.get(e.id);
+          const backingOff = b !== undefined && b.entry === e;
+          if (!(backingOff && b.refused)) {
+            pending = true;
+            if (!backingOff && this.#now().getTime() >= this.#issueBackoffUntilMs) issuing = true;
+          }
           continue;
         }
       }
@@ -1578,6 +1612,7 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
       bundle: this.#requireBundle(),
       federatedBundles: federated,
       ...(pending ? { pending } : {}),
+      ...(issuing ? { issuing } : {}),
     };
   }
 

@@ -39,6 +39,13 @@ export interface IdentitySnapshot {
    * as SPIRE does. Absent means false.
    */
   readonly pending?: boolean;
+  /**
+   * True when, besides, an SVID missing from `svids` is being issued right now (the server was reachable at the
+   * last try and did not refuse it): the endpoints then hold a non-empty but incomplete set back until it is
+   * complete, so that the first SVID (the default identity) is the oldest entry's. While the server cannot be
+   * reached or refuses an entry, the SVIDs there are are sent. Absent means false.
+   */
+  readonly issuing?: boolean;
 }
 
 /** A live subscription: `current()` is always the latest snapshot; `onUpdate` fires on every change. */

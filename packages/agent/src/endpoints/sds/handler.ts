@@ -223,13 +223,14 @@ export function buildSecrets(
 }
 
 /**
- * The caller's identity snapshot once no SVID of it is being issued (at once, usually); undefined when the call is
- * cancelled first.
+ * The caller's first identity snapshot that is `ready` (at once, usually: it waits only while an SVID is being
+ * issued); undefined when the call is cancelled first.
  */
 function completeSnapshot(
   provider: WorkloadIdentityProvider,
   selectors: readonly WorkloadSelector[],
   call: ServerUnaryCall<DiscoveryRequest, DiscoveryResponse>,
+  ready: (snap: IdentitySnapshot) => boolean,
 ): Promise<IdentitySnapshot | undefined> {
   return new Promise((resolve, reject) => {
     let sub: IdentitySubscription | undefined;
@@ -245,7 +246,7 @@ function completeSnapshot(
     call.on('cancelled', onCancel);
     try {
       sub = provider.subscribe(selectors, (next) => {
-        if (!next.pending) settle(next);
+        if (ready(next)) settle(next);
       });
     } catch (err) {
       call.off('cancelled', onCancel);
@@ -253,7 +254,7 @@ function completeSnapshot(
       return;
     }
     const current = sub.current();
-    if (!current.pending || call.cancelled) settle(call.cancelled ? undefined : current);
+    if (ready(current) || call.cancelled) settle(call.cancelled ? undefined : current);
   });
 }
 
@@ -302,6 +303,11 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
   };
   const nonce = options.nonce ?? (() => randomBytes(4).toString('hex'));
   const callerAlive = options.callerAlive ?? (() => true);
+  /** Whether the answer to `req` waits for `snap` to be complete: an SVID is being issued and `default` (or every secret) is asked for. */
+  const holdsFor = (req: DiscoveryRequest, snap: IdentitySnapshot): boolean =>
+    snap.pending === true &&
+    snap.issuing === true &&
+    (req.resourceNames.every((n) => n === '') || req.resourceNames.includes(opts.defaultSvidName));
 
   return {
     streamSecrets(call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
@@ -314,6 +320,8 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
       let lastNonce = '';
       let lastSent: Any[] | undefined;
       let version = 0;
+      /** A request arrived while its answer was held back (see `respond`): it is answered even if unchanged. */
+      let forceDue = false;
       const queued: DiscoveryRequest[] = [];
       const pump = new LatestStatePump<DiscoveryResponse>(call);
 
@@ -329,10 +337,16 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
 
       const respond = (force: boolean): void => {
         if (done || lastReq === undefined || snap === undefined) return;
-        // While an SVID of the caller's entries is being issued, nothing is sent: `default` (the first SVID) could
-        // otherwise name another SVID for a moment. The update that completes the set is sent.
-        if (snap.pending) return;
-        if (lastSent !== undefined && !callerAlive(call as ServerDuplexStream<unknown, unknown>)) {
+        // While an SVID of the caller's entries is being issued, a request for `default` (the first SVID) or for
+        // everything waits: `default` could otherwise name another SVID for a moment. The update that completes
+        // the set answers it (with the response a forced answer was owed, if any).
+        if (holdsFor(lastReq, snap)) {
+          forceDue ||= force;
+          return;
+        }
+        const forced = force || forceDue;
+        forceDue = false;
+        if (!callerAlive(call as ServerDuplexStream<unknown, unknown>)) {
           finish(grpcError(status.UNAVAILABLE, MSG_CALLER_EXITED));
           return;
         }
@@ -343,7 +357,7 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
         }
         const resources = encodeResources(built);
         const changed = lastSent === undefined || !sameResources(lastSent, resources);
-        if (!changed && !force) return;
+        if (!changed && !forced) return;
         if (changed) version += 1;
         lastSent = resources;
         lastNonce = nonce();
@@ -447,16 +461,16 @@ export function createSdsHandlers(options: SdsHandlerOptions): SecretDiscoverySe
           log.error({ method: 'FetchSecrets', err }, 'Workload attestation failed');
           return callback(grpcError(status.UNAVAILABLE, MSG_ATTESTATION));
         }
+        const malformed = malformedRequestError(call.request);
+        if (malformed !== undefined) return callback(malformed);
         let snap: IdentitySnapshot | undefined;
         try {
-          snap = await completeSnapshot(options.provider, selectors, call);
+          snap = await completeSnapshot(options.provider, selectors, call, (s) => !holdsFor(call.request, s));
         } catch (err) {
           log.error({ method: 'FetchSecrets', err }, 'Cannot read workload identities');
           return callback(grpcError(status.UNAVAILABLE, 'identities are not available'));
         }
         if (snap === undefined) return callback(grpcError(status.CANCELLED, 'cancelled'));
-        const malformed = malformedRequestError(call.request);
-        if (malformed !== undefined) return callback(malformed);
         const built = buildSecrets(call.request, snap, opts);
         if (isGrpcStatusError(built)) return callback(built);
         callback(null, {

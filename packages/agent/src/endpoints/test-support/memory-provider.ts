@@ -51,6 +51,11 @@ export class MemoryProvider implements WorkloadIdentityProvider {
   subscribeCalls = 0;
   /** When set, fetchJwtSvids rejects with it. */
   jwtFailure: Error | undefined;
+  /**
+   * Whether missing SVIDs are being issued (true) or wait for an unreachable server (false: snapshots are
+   * `pending` without `issuing`). Takes effect at the next notification ({@link notifyAll}).
+   */
+  issuing = true;
 
   constructor(trustDomain = 'example.org', now: Date = new Date()) {
     this.trustDomain = TrustDomain.fromString(trustDomain);
@@ -161,8 +166,13 @@ export class MemoryProvider implements WorkloadIdentityProvider {
       svids,
       bundle: this.#bundle,
       federatedBundles,
-      ...(svids.length < entries.length ? { pending: true } : {}),
+      ...(svids.length < entries.length ? { pending: true, ...(this.issuing ? { issuing: true } : {}) } : {}),
     };
+  }
+
+  /** Recomputes every subscriber's snapshot and notifies them (after changing {@link issuing}). */
+  notifyAll(): void {
+    this.#notify();
   }
 
   #notify(): void {

@@ -314,7 +314,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
         sub = undefined;
         if (err !== undefined && !call.cancelled) call.emit('error', err);
       };
-      const send = (snap: IdentitySnapshot): void => {
+      /** `initial`: the send right after admission (the attestation just checked the caller is alive). */
+      const send = (snap: IdentitySnapshot, initial = false): void => {
         if (done) return;
         let msg: Res | GrpcStatusError | undefined;
         try {
@@ -330,7 +331,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
           return;
         }
         if (same !== undefined && last !== undefined && same(last, msg)) return;
-        if (last !== undefined && !callerAlive(call as AttestableCall)) {
+        if (!initial && !callerAlive(call as AttestableCall)) {
           finish(grpcError(status.UNAVAILABLE, MSG_CALLER_EXITED));
           return;
         }
@@ -351,7 +352,7 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
         sub.close();
         return;
       }
-      send(sub.current());
+      send(sub.current(), true);
     })();
   }
 
@@ -372,8 +373,8 @@ export function createWorkloadApiHandlers(options: WorkloadApiHandlerOptions): S
       serveStream(call as StreamCall<X509SVIDResponse>, 'FetchX509SVID', (snap) => {
         // Nothing is sent while an SVID of the caller's entries is being issued: a message without it could name
         // another SVID as the default (first) one, and change it again a moment later (SPIRE holds updates until
-        // the set is complete, too).
-        if (snap.pending) return undefined;
+        // the set is complete, too). While the server cannot be reached or refuses it, the SVIDs there are go out.
+        if (snap.pending && (snap.svids.length === 0 || snap.issuing)) return undefined;
         // Every cache update is sent (SPIRE): the message is the complete state. Built once per snapshot: all
         // streams of a workload (and a rotation fanned out to them) share the object, and so its encoding.
         let msg = x509Messages.get(snap);

@@ -508,6 +508,39 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       }
     });
 
+    it('sends the SVIDs there are while a missing one cannot be issued (server unreachable), and waits when there is none', async () => {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      h.provider.issuing = false;
+      try {
+        h.provider.setEntries([
+          { id: 'e-out-old', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'old', issued: false },
+          { id: 'e-out-newer', spiffeId: DB, selectors: [h.selfSelectors[0]!], hint: 'newer' },
+        ]);
+        const c = rawClient(h.address);
+        const partial = await rawStream(c, X509, EMPTY, ['true'], 1);
+        c.close();
+        assert.deepEqual(
+          W.fetchX509Svid.responseDeserialize(partial.messages[0]!).svids.map((x) => x.spiffeId),
+          [DB],
+        );
+        // Nothing at all to send: the stream waits (no PermissionDenied) until the server is back.
+        h.provider.setEntries([
+          { id: 'e-out-only', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'only', issued: false },
+        ]);
+        const c2 = rawClient(h.address);
+        const waiting = rawStream(c2, X509, EMPTY, ['true'], 1);
+        assert.ok(await eventually(() => h.provider.openSubscriptions === 1));
+        await new Promise((r) => setTimeout(r, 150));
+        h.provider.issuing = true;
+        h.provider.issue('e-out-only');
+        const res = await waiting;
+        c2.close();
+        assert.equal(W.fetchX509Svid.responseDeserialize(res.messages[0]!).svids[0]?.spiffeId, WEB);
+      } finally {
+        h.provider.issuing = true;
+      }
+    });
+
     it('ends the stream with PermissionDenied when the last entry goes away', async () => {
       assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
       entitle();
@@ -739,11 +772,12 @@ describe('Workload API over the peer-tracked Unix socket', () => {
   });
 
   describe('a connection that outlives the attested process', () => {
-    it('ends the stream with Unavailable at the next update instead of sending SVIDs to the process that inherited it', async () => {
-      entitle();
-      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
-      // Process A opens a FetchX509SVID stream, hands its socket to a child B (fd 3), and exits. B keeps the
-      // connection open but is not the process the agent attested.
+    /**
+     * Process A opens a FetchX509SVID stream, hands its socket to a child B (fd 3) and exits: after the first
+     * message (`handOver` 'data'), or 300 ms after its request while no message came ('timer'). B keeps the
+     * connection open but is not the process the agent attested. Returns B's pid.
+     */
+    async function handOver(when: 'data' | 'timer'): Promise<number> {
       const script = `
         const http2 = require('node:http2');
         const net = require('node:net');
@@ -753,11 +787,13 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         const req = session.request({ ':method': 'POST', ':path': '/SpiffeWorkloadAPI/FetchX509SVID',
           'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true' });
         req.end(Buffer.alloc(5));
-        req.once('data', () => {
+        const handOver = () => {
           const b = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: ['ignore', 'ignore', 'ignore', sock] });
           process.stdout.write(String(b.pid) + '\\n', () => process.exit(0));
-        });`;
-      const a = spawn(process.execPath, ['-e', script, h.socketPath], {
+        };
+        if (process.argv[2] === 'data') req.once('data', handOver);
+        else setTimeout(handOver, 300);`;
+      const a = spawn(process.execPath, ['-e', script, h.socketPath, when], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';
@@ -767,12 +803,40 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       await new Promise((r) => a.once('exit', r));
       const childPid = Number(out.trim());
       assert.ok(childPid > 0, `process A printed its child's pid: ${JSON.stringify(out)}`);
+      return childPid;
+    }
+
+    it('ends the stream with Unavailable at the next update instead of sending SVIDs to the process that inherited it', async () => {
+      entitle();
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      const childPid = await handOver('data');
       try {
         assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
         h.provider.rotate();
         assert.ok(
           await eventually(() => h.provider.openSubscriptions === 0),
           'the stream of the exited caller ended at the rotation',
+        );
+      } finally {
+        process.kill(childPid, 'SIGKILL');
+      }
+    });
+
+    it('does not send the first message either when it comes after the attested process exited', async () => {
+      h.provider.setEntries([
+        { id: 'e-late', spiffeId: WEB, selectors: [h.selfSelectors[0]!], hint: 'late', issued: false },
+      ]);
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+      const childPid = await handOver('timer');
+      try {
+        assert.ok(
+          await eventually(() => h.provider.openSubscriptions === 1),
+          'the stream waits for the SVID',
+        );
+        h.provider.issue('e-late');
+        assert.ok(
+          await eventually(() => h.provider.openSubscriptions === 0),
+          'the stream ended instead of sending the SVID to the process that inherited the connection',
         );
       } finally {
         process.kill(childPid, 'SIGKILL');
