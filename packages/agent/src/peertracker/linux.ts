@@ -33,7 +33,7 @@ function errnoCode(err: unknown): string | undefined {
 
 /**
  * The process start time (clock ticks since boot, field 22 of /proc/<pid>/stat), or `undefined` when the
- * process does not exist.
+ * process does not exist, has exited (a zombie) or cannot be read (deny by default).
  */
 export function readProcStartTime(pid: number, procRoot = '/proc'): string | undefined {
   let stat: string;
@@ -44,7 +44,9 @@ export function readProcStartTime(pid: number, procRoot = '/proc'): string | und
   }
   // The command name (field 2) is in parentheses and may contain spaces and ')': split after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state), so field 22 is rest[19].
+  // rest[0] is field 3 (state): a zombie (Z) or dead (X) process has exited, as a pidfd would report.
+  if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+  // Field 22 is rest[19].
   const start = rest[19];
   return start !== undefined && /^\d+$/.test(start) ? start : undefined;
 }

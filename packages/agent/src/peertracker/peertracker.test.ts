@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, lstatSync, openSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -286,6 +287,31 @@ describe('linux peer credential reader', () => {
   it('reads the start time of this process and none for a missing one', () => {
     assert.match(readProcStartTime(process.pid) ?? '', /^\d+$/);
     assert.equal(readProcStartTime(process.pid, '/nonexistent'), undefined);
+  });
+
+  it('reads no start time for a zombie (an exited child not yet reaped)', async () => {
+    // The shell forks `true`, then becomes `sleep` (exec), which never reaps it: `true` stays a zombie.
+    const sh = spawn('/bin/sh', ['-c', 'true & exec sleep 5'], { stdio: 'ignore' });
+    try {
+      let zombie: number | undefined;
+      for (let i = 0; i < 50 && zombie === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+          let stat: string;
+          try {
+            stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+          } catch {
+            continue;
+          }
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          if (f[0] === 'Z' && Number(f[1]) === sh.pid) zombie = Number(d);
+        }
+      }
+      assert.ok(zombie !== undefined, 'the shell left a zombie child');
+      assert.equal(readProcStartTime(zombie), undefined);
+    } finally {
+      sh.kill('SIGKILL');
+    }
   });
 });
 
