@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   type ClientDuplexStream,
   credentials,
@@ -422,5 +424,59 @@ describe('SDS while an SVID of the caller is being issued', () => {
     assert.equal(unary!.tlsCertificate!.certificateChain!.inlineBytes!.toString(), chain);
     s.call.end();
     assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
+  });
+});
+
+describe('SDS stream on a connection that outlives the attested process', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(() => h.close());
+
+  it('ends StreamSecrets at the next update instead of sending secrets to the process that inherited the connection', async () => {
+    h.provider.setEntries([{ id: 'e-web', spiffeId: WEB, selectors: [h.selfSelectors[0]!] }]);
+    // Process A opens StreamSecrets for "default" over raw HTTP/2, hands its socket to a child B (fd 3) after the
+    // first response and exits; B keeps the connection open but is not the process the agent attested.
+    const script = `
+      import http2 from 'node:http2';
+      import net from 'node:net';
+      import { spawn } from 'node:child_process';
+      import { SecretDiscoveryServiceService as S } from '@tessera/common/api';
+      const body = S.streamSecrets.requestSerialize({ versionInfo: '', node: undefined, resourceNames: ['default'],
+        typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', responseNonce: '', errorDetail: undefined });
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      body.copy(frame, 5);
+      let sock;
+      const session = http2.connect('http://localhost', { createConnection: () => (sock = net.connect(process.argv[1])) });
+      const req = session.request({ ':method': 'POST', ':path': '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+        'content-type': 'application/grpc', te: 'trailers' });
+      req.write(frame);
+      req.once('data', () => {
+        const b = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: ['ignore', 'ignore', 'ignore', sock] });
+        process.stdout.write(String(b.pid) + '\\n', () => process.exit(0));
+      });`;
+    const a = spawn(process.execPath, ['--input-type=module', '-e', script, h.socketPath], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+    });
+    let out = '';
+    a.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await new Promise((r) => a.once('exit', r));
+    const childPid = Number(out.trim());
+    assert.ok(childPid > 0, `process A printed its child's pid: ${JSON.stringify(out)}`);
+    try {
+      assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
+      h.provider.rotate();
+      assert.ok(
+        await eventually(() => h.provider.openSubscriptions === 0),
+        'the stream of the exited caller ended at the rotation',
+      );
+    } finally {
+      process.kill(childPid, 'SIGKILL');
+    }
   });
 });
