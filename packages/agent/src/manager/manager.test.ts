@@ -795,6 +795,43 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
+  it('tells subscribers when a missing SVID is no longer being issued because issuance failed as a whole', async () => {
+    let down = false;
+    const m = manager({
+      clientFactory: (c) => {
+        const client = new ServerClient(c);
+        const sign = client.batchNewX509Svid.bind(client);
+        client.batchNewX509Svid = async (params) => {
+          if (down) throw Object.assign(new Error('unavailable'), { code: status.UNAVAILABLE });
+          return sign(params);
+        };
+        return client;
+      },
+    });
+    await m.start();
+    const seen: { svids: number; pending: boolean | undefined; issuing: boolean | undefined }[] = [];
+    const sub = m.subscribe([UID], (snap) =>
+      seen.push({ svids: snap.svids.length, pending: snap.pending, issuing: snap.issuing }),
+    );
+    assert.equal(sub.current().svids.length, 1);
+    down = true;
+    ctx.server.setEntries(
+      [
+        ...ctx.server.entries,
+        { id: 'e-new', spiffeId: 'spiffe://example.org/new', selectors: [UID], createdAt: 9n },
+      ],
+      true,
+    );
+    await m.syncNow();
+    // The last update: still one SVID, the new one awaited but not being issued, so the endpoints send it.
+    assert.deepEqual(seen.at(-1), { svids: 1, pending: true, issuing: undefined });
+    down = false;
+    ctx.t += 10_000;
+    await m.tick();
+    assert.deepEqual(seen.at(-1), { svids: 2, pending: undefined, issuing: undefined });
+    sub.close();
+  });
+
   it('waits for an entry the server failed to sign (Internal) without holding the others back, and not for one it refused', async () => {
     let code: number = status.INTERNAL;
     const m = manager({

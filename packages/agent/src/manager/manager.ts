@@ -340,7 +340,9 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
 }
 
 function sameSnapshot(a: IdentitySnapshot, b: IdentitySnapshot): boolean {
-  if (a.bundle !== b.bundle || a.svids.length !== b.svids.length || a.pending !== b.pending) return false;
+  if (a.bundle !== b.bundle || a.svids.length !== b.svids.length) return false;
+  // A change of `issuing` alone matters: it releases streams that hold a partial set back.
+  if (a.pending !== b.pending || a.issuing !== b.issuing) return false;
   for (let i = 0; i < a.svids.length; i++) if (a.svids[i] !== b.svids[i]) return false;
   if (a.federatedBundles.size !== b.federatedBundles.size) return false;
   for (const [k, v] of a.federatedBundles) if (b.federatedBundles.get(k) !== v) return false;
