@@ -795,15 +795,21 @@ describe('IdentityManager', () => {
     sub.close();
   });
 
-  it('tells subscribers when a missing SVID is no longer being issued because issuance failed as a whole', async () => {
+  it('tells subscribers when a missing SVID is no longer being issued (issuance failed as a whole, or for that entry)', async () => {
     let down = false;
+    let internal = false;
     const m = manager({
       clientFactory: (c) => {
         const client = new ServerClient(c);
         const sign = client.batchNewX509Svid.bind(client);
         client.batchNewX509Svid = async (params) => {
           if (down) throw Object.assign(new Error('unavailable'), { code: status.UNAVAILABLE });
-          return sign(params);
+          const results = await sign(params);
+          return results.map((r, i) =>
+            internal && params[i]?.entryId === 'e-bad'
+              ? { status: { code: status.INTERNAL, message: 'signing failed' }, svid: undefined }
+              : r,
+          );
         };
         return client;
       },
@@ -829,6 +835,18 @@ describe('IdentityManager', () => {
     ctx.t += 10_000;
     await m.tick();
     assert.deepEqual(seen.at(-1), { svids: 2, pending: undefined, issuing: undefined });
+
+    // The same when the server fails to sign one entry (Internal) after the subscriber held it as being issued.
+    internal = true;
+    ctx.server.setEntries(
+      [
+        ...ctx.server.entries,
+        { id: 'e-bad', spiffeId: 'spiffe://example.org/bad', selectors: [UID], createdAt: 10n },
+      ],
+      true,
+    );
+    await m.syncNow();
+    assert.deepEqual(seen.at(-1), { svids: 2, pending: true, issuing: undefined });
     sub.close();
   });
 

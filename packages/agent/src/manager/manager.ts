@@ -232,19 +232,22 @@ const ISSUE_BATCH = 500;
 const ISSUE_RETRY_MIN_MS = 1000;
 /** Longest wait between tries of a refused entry. */
 const ISSUE_RETRY_MAX_MS = 60_000;
-/** Re-attestation after a failure that may pass: 500 ms, doubling, at most 10 s (as the first attestation). */
 /** gRPC codes of a per-entry SVID result that mean the server will not sign it (not a passing failure). */
 const REFUSALS: ReadonlySet<number> = new Set([
   grpcStatus.INVALID_ARGUMENT,
   grpcStatus.NOT_FOUND,
   grpcStatus.PERMISSION_DENIED,
 ]);
-/** gRPC codes with which the server refuses an attestation (anything else is retried). */
+/**
+ * gRPC codes with which the server refuses an attestation; anything else is retried (FailedPrecondition too: an
+ * attestor type the server does not have yet is a server configuration the operator can fix).
+ */
 const ATTESTATION_REFUSALS: ReadonlySet<number> = new Set([
   grpcStatus.INVALID_ARGUMENT,
   grpcStatus.PERMISSION_DENIED,
   grpcStatus.UNAUTHENTICATED,
 ]);
+/** Re-attestation after a failure that may pass: 500 ms, doubling, at most 10 s (as the first attestation). */
 const REATTEST_RETRY_MIN_MS = 500;
 const REATTEST_RETRY_MAX_MS = 10_000;
 const RECENT_SNAPSHOTS = 256;

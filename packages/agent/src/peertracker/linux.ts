@@ -44,11 +44,22 @@ export function readProcStartTime(pid: number, procRoot = '/proc'): string | und
   }
   // The command name (field 2) is in parentheses and may contain spaces and ')': split after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state): a zombie (Z) or dead (X) process has exited, as a pidfd would report.
-  if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+  // rest[0] is field 3 (state): a dead (X) process has exited, and so has a zombie (Z) unless other threads of it
+  // still run (its main thread called pthread_exit: /proc shows Z, a pidfd reports it alive).
+  if (rest[0] === 'X' || (rest[0] === 'Z' && threadCount(pid, procRoot) <= 1)) return undefined;
   // Field 22 is rest[19].
   const start = rest[19];
   return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+}
+
+/** The `Threads:` count of /proc/<pid>/status (0 when it cannot be read). */
+function threadCount(pid: number, procRoot: string): number {
+  try {
+    const m = /\nThreads:\s*(\d+)/.exec(readFileSync(`${procRoot}/${pid}/status`, 'latin1'));
+    return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
 }
 
 const dead = (): boolean => false;

@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -287,6 +298,39 @@ describe('linux peer credential reader', () => {
   it('reads the start time of this process and none for a missing one', () => {
     assert.match(readProcStartTime(process.pid) ?? '', /^\d+$/);
     assert.equal(readProcStartTime(process.pid, '/nonexistent'), undefined);
+  });
+
+  it('reads a start time for a process whose main thread exited while another thread runs (state Z)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-leader-'));
+    try {
+      const src = join(dir, 'leader.c');
+      writeFileSync(
+        src,
+        '#include <pthread.h>\n#include <unistd.h>\n' +
+          'static void *run(void *a) { (void)a; sleep(5); return 0; }\n' +
+          'int main(void) { pthread_t t; pthread_create(&t, 0, run, 0); pthread_exit(0); }\n',
+      );
+      const cc = spawnSync('cc', ['-pthread', '-o', join(dir, 'leader'), src]);
+      if (cc.status !== 0) {
+        t.skip('no C compiler');
+        return;
+      }
+      const p = spawn(join(dir, 'leader'), [], { stdio: 'ignore' });
+      try {
+        let state = '';
+        for (let i = 0; i < 50 && state !== 'Z'; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          const stat = readFileSync(`/proc/${p.pid}/stat`, 'latin1');
+          state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '';
+        }
+        assert.equal(state, 'Z', 'the leader thread exited');
+        assert.match(readProcStartTime(p.pid as number) ?? '', /^\d+$/, 'still alive: another thread runs');
+      } finally {
+        p.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads no start time for a zombie (an exited child not yet reaped)', async () => {
