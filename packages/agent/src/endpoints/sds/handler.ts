@@ -69,8 +69,8 @@ export interface SdsHandlerOptions {
   /** Nonce generator (default 4 random bytes as 8 hex chars); tests may inject a deterministic one. */
   readonly nonce?: () => string;
   /**
-   * Whether the process that was attested for a call still runs; checked before each push after the first, so
-   * that SVIDs do not go on to a process that inherited the connection (default: always true).
+   * Whether the process that was attested for a call still runs; checked before each response of a stream, so
+   * that secrets do not go on to a process that inherited the connection (default: always true).
    */
   readonly callerAlive?: (call: ServerDuplexStream<unknown, unknown>) => boolean;
 }

@@ -79,8 +79,9 @@ export interface WorkloadApiHandlerOptions {
    */
   readonly allowUnauthenticatedVerifiers?: boolean;
   /**
-   * Whether the process that was attested for a call still runs; checked before each stream message after the
-   * first, so that SVIDs do not go on to a process that inherited the connection (default: always true).
+   * Whether the process that was attested for a call still runs; checked before each stream message that an
+   * update (not the admission) sends, so that SVIDs do not go on to a process that inherited the connection
+   * (default: always true).
    */
   readonly callerAlive?: (call: AttestableCall) => boolean;
 }
