@@ -94,6 +94,29 @@ function nextUpdate(
 }
 
 /** A logger that keeps `level message` lines (with the error's message, if any). */
+/**
+ * A client factory whose BatchNewX509SVID fails as told: the whole batch (Unavailable) while `down()` is true, and
+ * an entry with the status code `entryCode(entryId)` returns (undefined: signed as the server signs it).
+ */
+function failingSigner(fail: {
+  readonly down?: () => boolean;
+  readonly entryCode?: (entryId: string) => number | undefined;
+}): NonNullable<IdentityManagerConfig['clientFactory']> {
+  return (c) => {
+    const client = new ServerClient(c);
+    const sign = client.batchNewX509Svid.bind(client);
+    client.batchNewX509Svid = async (params) => {
+      if (fail.down?.() === true) throw Object.assign(new Error('unavailable'), { code: status.UNAVAILABLE });
+      const results = await sign(params);
+      return results.map((r, i) => {
+        const code = fail.entryCode?.(params[i]?.entryId ?? '');
+        return code === undefined ? r : { status: { code, message: 'signing failed' }, svid: undefined };
+      });
+    };
+    return client;
+  };
+}
+
 function capturingLogger(): ManagerLogger & { readonly lines: string[] } {
   const lines: string[] = [];
   const log =
@@ -799,20 +822,10 @@ describe('IdentityManager', () => {
     let down = false;
     let internal = false;
     const m = manager({
-      clientFactory: (c) => {
-        const client = new ServerClient(c);
-        const sign = client.batchNewX509Svid.bind(client);
-        client.batchNewX509Svid = async (params) => {
-          if (down) throw Object.assign(new Error('unavailable'), { code: status.UNAVAILABLE });
-          const results = await sign(params);
-          return results.map((r, i) =>
-            internal && params[i]?.entryId === 'e-bad'
-              ? { status: { code: status.INTERNAL, message: 'signing failed' }, svid: undefined }
-              : r,
-          );
-        };
-        return client;
-      },
+      clientFactory: failingSigner({
+        down: () => down,
+        entryCode: (id) => (internal && id === 'e-bad' ? status.INTERNAL : undefined),
+      }),
     });
     await m.start();
     const seen: { svids: number; pending: boolean | undefined; issuing: boolean | undefined }[] = [];
@@ -853,19 +866,7 @@ describe('IdentityManager', () => {
   it('waits for an entry the server failed to sign (Internal) without holding the others back, and not for one it refused', async () => {
     let code: number = status.INTERNAL;
     const m = manager({
-      clientFactory: (c) => {
-        const client = new ServerClient(c);
-        const sign = client.batchNewX509Svid.bind(client);
-        client.batchNewX509Svid = async (params) => {
-          const results = await sign(params);
-          return results.map((r, i) =>
-            params[i]?.entryId === 'e2'
-              ? { status: { code, message: 'signing failed' }, svid: undefined }
-              : r,
-          );
-        };
-        return client;
-      },
+      clientFactory: failingSigner({ entryCode: (id) => (id === 'e2' ? code : undefined) }),
     });
     await m.start();
     const sub = m.subscribe([UID, { type: 'unix', value: 'gid:2000' }], () => {});
@@ -894,22 +895,13 @@ describe('IdentityManager', () => {
     const refused: number[] = []; // seconds since start of each request for e2, which the server refuses
     let t0 = 0;
     const m = manager({
-      clientFactory: (c) => {
-        const client = new ServerClient(c);
-        const sign = client.batchNewX509Svid.bind(client);
-        client.batchNewX509Svid = async (params) => {
-          const results = await sign(params);
-          return results.map((r, i) => {
-            if (params[i]?.entryId !== 'e2') return r;
-            refused.push((ctx.t - t0) / 1000);
-            return {
-              status: { code: status.PERMISSION_DENIED, message: 'denied by policy' },
-              svid: undefined,
-            };
-          });
-        };
-        return client;
-      },
+      clientFactory: failingSigner({
+        entryCode: (id) => {
+          if (id !== 'e2') return undefined;
+          refused.push((ctx.t - t0) / 1000);
+          return status.PERMISSION_DENIED;
+        },
+      }),
     });
     t0 = ctx.t;
     await m.start();

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +19,14 @@ import {
   SPIFFE_CERT_VALIDATOR_CONFIG_ANY,
 } from '@tessera/common/api';
 import { TestCa } from '@tessera/testing';
-import { eventually, type Harness, rawClient, rawUnary, startHarness } from '../test-support/harness.js';
+import {
+  eventually,
+  type Harness,
+  handOverConnection,
+  rawClient,
+  rawUnary,
+  startHarness,
+} from '../test-support/harness.js';
 
 const WEB = 'spiffe://example.org/web';
 const DB = 'spiffe://example.org/db';
@@ -457,17 +463,10 @@ describe('SDS stream on a connection that outlives the attested process', () => 
         const b = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: ['ignore', 'ignore', 'ignore', sock] });
         process.stdout.write(String(b.pid) + '\\n', () => process.exit(0));
       });`;
-    const a = spawn(process.execPath, ['--input-type=module', '-e', script, h.socketPath], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      cwd: fileURLToPath(new URL('.', import.meta.url)),
-    });
-    let out = '';
-    a.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    await new Promise((r) => a.once('exit', r));
-    const childPid = Number(out.trim());
-    assert.ok(childPid > 0, `process A printed its child's pid: ${JSON.stringify(out)}`);
+    const childPid = await handOverConnection(
+      ['--input-type=module', '-e', script, h.socketPath],
+      fileURLToPath(new URL('.', import.meta.url)),
+    );
     try {
       assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
       h.provider.rotate();

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -172,4 +173,25 @@ export async function eventually(cond: () => boolean, ms = 5000): Promise<boolea
     await new Promise((r) => setTimeout(r, 10));
   }
   return cond();
+}
+
+/**
+ * Runs a node process ("A", with `nodeArgs`) that opens a stream on the agent's socket, hands its socket to a
+ * child ("B", as fd 3), prints B's pid and exits: B then holds a connection whose attested process is gone.
+ * Resolves with B's pid once A has exited (the caller kills B).
+ */
+export async function handOverConnection(nodeArgs: readonly string[], cwd?: string): Promise<number> {
+  const a = spawn(process.execPath, [...nodeArgs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(cwd === undefined ? {} : { cwd }),
+  });
+  let out = '';
+  a.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((r) => a.once('exit', r));
+  const childPid = Number(out.trim());
+  if (!(childPid > 0))
+    throw new Error(`the handing-over process printed no child pid: ${JSON.stringify(out)}`);
+  return childPid;
 }

@@ -18,6 +18,7 @@ import {
   eventually,
   fdCount,
   type Harness,
+  handOverConnection,
   openRawStream,
   rawClient,
   rawStream,
@@ -793,17 +794,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
         };
         if (process.argv[2] === 'data') req.once('data', handOver);
         else setTimeout(handOver, 300);`;
-      const a = spawn(process.execPath, ['-e', script, h.socketPath, when], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let out = '';
-      a.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      await new Promise((r) => a.once('exit', r));
-      const childPid = Number(out.trim());
-      assert.ok(childPid > 0, `process A printed its child's pid: ${JSON.stringify(out)}`);
-      return childPid;
+      return handOverConnection(['-e', script, h.socketPath, when]);
     }
 
     it('ends the stream with Unavailable at the next update instead of sending SVIDs to the process that inherited it', async () => {
