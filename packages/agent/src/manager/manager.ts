@@ -16,6 +16,7 @@ import { SpiffeBundle, X509Bundle } from '@tessera/spiffe/bundle';
 import { SpiffeError } from '@tessera/spiffe/errors';
 import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync, X509Svid } from '@tessera/spiffe/svid';
+import { abortableSleep } from '@tessera/spiffe/workloadapi';
 import type { AgentNodeAttestor } from '../attestor/node/node-attestor.js';
 import {
   bundleFromApi,
@@ -247,7 +248,7 @@ const ATTESTATION_REFUSALS: ReadonlySet<number> = new Set([
   grpcStatus.PERMISSION_DENIED,
   grpcStatus.UNAUTHENTICATED,
 ]);
-/** Re-attestation after a failure that may pass: 500 ms, doubling, at most 10 s (as the first attestation). */
+/** Attestation retries after a failure that may pass (the first attestation and re-attestations): 500 ms, doubling, at most 10 s. */
 const REATTEST_RETRY_MIN_MS = 500;
 const REATTEST_RETRY_MAX_MS = 10_000;
 const RECENT_SNAPSHOTS = 256;
@@ -947,9 +948,11 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
    * manager stops.
    */
   async #attestWithRetry(signal?: AbortSignal): Promise<void> {
-    const signals =
-      signal === undefined ? [this.#stopController.signal] : [this.#stopController.signal, signal];
-    let delay = 500;
+    const stop =
+      signal === undefined
+        ? this.#stopController.signal
+        : AbortSignal.any([this.#stopController.signal, signal]);
+    let delay = REATTEST_RETRY_MIN_MS;
     for (;;) {
       try {
         await this.#attest();
@@ -958,9 +961,9 @@ export class IdentityManager implements WorkloadIdentityProvider, StoreSvidSourc
         if (classifyServerError(err) !== 'unavailable' || signal?.aborted || this.#stopped)
           throw attestationError(err);
         this.#log.warn({ err, retry_ms: delay }, 'Server unreachable for node attestation; retrying');
-        await abortableDelay(delay, signals);
+        await abortableSleep(delay, stop);
         if (signal?.aborted || this.#stopped) throw attestationError(err);
-        delay = Math.min(delay * 2, 10_000);
+        delay = Math.min(delay * 2, REATTEST_RETRY_MAX_MS);
       }
     }
   }
@@ -1874,25 +1877,6 @@ function attestationError(err: unknown): SpiffeError {
         : String(err);
   return new SpiffeError('ERR_NODE_ATTESTATION_FAILED', `agent: node attestation failed: ${reason}`, {
     cause: err,
-  });
-}
-
-/** Waits `ms`, or less when one of `signals` aborts (resolves either way). */
-function abortableDelay(ms: number, signals: readonly AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      for (const s of signals) s.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    for (const s of signals) {
-      if (s.aborted) {
-        done();
-        return;
-      }
-      s.addEventListener('abort', done, { once: true });
-    }
   });
 }
 

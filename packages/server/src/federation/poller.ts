@@ -16,11 +16,11 @@
  * @module
  */
 import type { X509Certificate } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { FederationError } from '@tessera/spiffe/errors';
 import { type FetchBundleOptions, fetchBundle } from '@tessera/spiffe/federation';
 import { SpiffeId, TrustDomain } from '@tessera/spiffe/spiffeid';
+import { abortableSleep } from '@tessera/spiffe/workloadapi';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { FederationRelationship } from '../datastore/types.js';
@@ -87,11 +87,6 @@ function keyOf(r: FederationRelationship): string {
   return JSON.stringify([r.bundleEndpointUrl, r.profile, r.endpointSpiffeId ?? null]);
 }
 
-/** Waits `ms` milliseconds, or until `signal` aborts; never rejects. */
-function timerSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return delay(ms, undefined, { signal }).catch(() => {});
-}
-
 function failed(message: string): FederationError {
   return new FederationError('ERR_FEDERATION_FAILED', `federation: ${message}`);
 }
@@ -108,7 +103,7 @@ function failed(message: string): FederationError {
 export function createFederationPoller(config: FederationPollerConfig): FederationPoller {
   const { datastore, ca, logger } = config;
   const own = config.trustDomain;
-  const sleep = config.sleep ?? timerSleep;
+  const sleep = config.sleep ?? abortableSleep;
   const reconcileMs = config.reconcileIntervalMs ?? 2000;
   const polls = new Map<string, Poll>();
   let timer: NodeJS.Timeout | undefined;
