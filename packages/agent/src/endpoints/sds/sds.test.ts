@@ -21,6 +21,7 @@ import {
 import { TestCa } from '@tessera/testing';
 import {
   eventually,
+  expectStreamEndsAtRotation,
   type Harness,
   handOverConnection,
   rawClient,
@@ -467,15 +468,6 @@ describe('SDS stream on a connection that outlives the attested process', () => 
       ['--input-type=module', '-e', script, h.socketPath],
       fileURLToPath(new URL('.', import.meta.url)),
     );
-    try {
-      assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
-      h.provider.rotate();
-      assert.ok(
-        await eventually(() => h.provider.openSubscriptions === 0),
-        'the stream of the exited caller ended at the rotation',
-      );
-    } finally {
-      process.kill(childPid, 'SIGKILL');
-    }
+    await expectStreamEndsAtRotation(h, childPid);
   });
 });

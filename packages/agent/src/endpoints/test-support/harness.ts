@@ -5,6 +5,7 @@
  *
  * @module
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -194,4 +195,21 @@ export async function handOverConnection(nodeArgs: readonly string[], cwd?: stri
   if (!(childPid > 0))
     throw new Error(`the handing-over process printed no child pid: ${JSON.stringify(out)}`);
   return childPid;
+}
+
+/**
+ * With `childPid` holding a stream whose attested process has exited ({@link handOverConnection}): asserts the
+ * stream stays open, then ends at the next update (a rotation) instead of sending to the child; kills the child.
+ */
+export async function expectStreamEndsAtRotation(h: Harness, childPid: number): Promise<void> {
+  try {
+    assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
+    h.provider.rotate();
+    assert.ok(
+      await eventually(() => h.provider.openSubscriptions === 0),
+      'the stream of the exited caller ended at the rotation',
+    );
+  } finally {
+    process.kill(childPid, 'SIGKILL');
+  }
 }

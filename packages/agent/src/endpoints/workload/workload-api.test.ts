@@ -16,6 +16,7 @@ import { TestCa } from '@tessera/testing';
 import { createWorkloadEndpoints } from '../endpoints.js';
 import {
   eventually,
+  expectStreamEndsAtRotation,
   fdCount,
   type Harness,
   handOverConnection,
@@ -801,16 +802,7 @@ describe('Workload API over the peer-tracked Unix socket', () => {
       entitle();
       assert.ok(await eventually(() => h.provider.openSubscriptions === 0));
       const childPid = await handOver('data');
-      try {
-        assert.ok(await eventually(() => h.provider.openSubscriptions === 1), 'the stream stays open');
-        h.provider.rotate();
-        assert.ok(
-          await eventually(() => h.provider.openSubscriptions === 0),
-          'the stream of the exited caller ended at the rotation',
-        );
-      } finally {
-        process.kill(childPid, 'SIGKILL');
-      }
+      await expectStreamEndsAtRotation(h, childPid);
     });
 
     it('does not send the first message either when it comes after the attested process exited', async () => {
