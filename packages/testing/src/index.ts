@@ -23,6 +23,7 @@ export {
   type TestJwtAuthorityOptions,
   type TestJwtKey,
 } from './jwt.js';
+export { type SelfSignedCertOptions, selfSignedCertArgs } from './openssl.js';
 export { freePort } from './ports.js';
 export {
   PYTHON,

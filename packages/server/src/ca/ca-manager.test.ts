@@ -9,6 +9,7 @@ import { buildCertificate, CA_KEY_USAGE, derToPem, generateKey } from '@tessera/
 import type { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { JwtSvid, verifyX509SvidSync } from '@tessera/spiffe/svid';
+import { selfSignedCertArgs } from '@tessera/testing';
 import type { Datastore } from '../datastore/datastore.js';
 import { openDatastore } from '../datastore/index.js';
 import { createDiskKeyManager } from '../keymanager/disk.js';
@@ -602,27 +603,15 @@ describe('JWT authority', () => {
 
 describe('disk upstream authority', () => {
   function makeRoot(dir: string): void {
-    openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'root.key'),
-      '-out',
-      join(dir, 'root.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/O=Upstream/CN=Root',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
+    openssl(
+      selfSignedCertArgs({
+        keyPath: join(dir, 'root.key'),
+        certPath: join(dir, 'root.pem'),
+        days: 2,
+        subject: '/O=Upstream/CN=Root',
+        extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+      }),
+    );
   }
 
   it('makes the server CA an intermediate under a self-signed upstream root, verified by openssl', async () => {

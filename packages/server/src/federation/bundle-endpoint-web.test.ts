@@ -10,6 +10,7 @@ import { createLogger } from '@tessera/common/log';
 import { SpiffeBundle } from '@tessera/spiffe/bundle';
 import { fetchBundle } from '@tessera/spiffe/federation';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
+import { selfSignedCertArgs } from '@tessera/testing';
 import { validateServerConfig } from '../config/load.js';
 import { startServer, type TesseraServer } from '../server.js';
 
@@ -33,25 +34,13 @@ function makeCert(dir: string, name: string): { cert: string; key: string; finge
   const key = join(dir, `${name}.key`);
   execFileSync(
     'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
+    selfSignedCertArgs({
+      keyPath: key,
+      certPath: cert,
+      days: 2,
+      subject: `/CN=${name}`,
+      extensions: ['subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    }),
     { stdio: 'ignore' },
   );
   return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };

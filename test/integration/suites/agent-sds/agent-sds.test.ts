@@ -29,6 +29,7 @@ import {
 import { X509Bundle } from '@tessera/spiffe/bundle';
 import { TrustDomain } from '@tessera/spiffe/spiffeid';
 import { verifyX509SvidSync, X509Svid } from '@tessera/spiffe/svid';
+import { selfSignedCertArgs } from '@tessera/testing';
 import { createEntries, createJoinToken, TesseraAgent } from '../../harness/agent.js';
 import { currentBundle } from '../../harness/api.js';
 import { TesseraServer } from '../../harness/server.js';
@@ -176,23 +177,9 @@ describe('agent-sds: Envoy SDS v3 (default, ROOTCA, ALL) from the built agent', 
     // And openssl refuses the same leaf against an unrelated CA (the check above can fail).
     const otherKey = join(dir, 'other.key');
     const otherCa = join(dir, 'other.pem');
-    const made = openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      otherKey,
-      '-out',
-      otherCa,
-      '-subj',
-      '/CN=other',
-      '-days',
-      '1',
-    ]);
+    const made = openssl(
+      selfSignedCertArgs({ keyPath: otherKey, certPath: otherCa, subject: '/CN=other', days: 1 }),
+    );
     assert.equal(made.status, 0, made.out);
     assert.notEqual(openssl(['verify', '-CAfile', otherCa, leafFile]).status, 0);
 
